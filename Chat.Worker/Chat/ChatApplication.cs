@@ -1,0 +1,194 @@
+using System.Security.Cryptography;
+using SocketStarter.ChatWorker.Gateway;
+using SocketStarter.Messages;
+
+namespace SocketStarter.ChatWorker.Chat;
+
+/// <summary>
+/// The demo chat: sign in with a name, join and leave rooms, say things, see who is there and what
+/// was said. Everything it knows is in the store; it sends replies only through the gateway.
+/// </summary>
+/// <remarks>
+/// Events to clients: <c>signedIn</c>, <c>joined</c> (members, recent history, the room's last seq),
+/// <c>left</c>, <c>memberJoined</c>, <c>memberLeft</c>, <c>message</c> (with the room's seq) and
+/// <c>error</c> (code, message, and the seq and type of the event that caused it).
+/// </remarks>
+public sealed class ChatApplication : IGatewayApplication
+{
+    public async Task OnConnectedAsync(GatewayEventContext context, ClientConnected message)
+    {
+        await ExecuteAsync(context, """
+            INSERT INTO chat_connections (connection_id, hub_instance_id, session_id, connected_at)
+            VALUES ($c, $h, NULL, $at) ON CONFLICT (connection_id) DO NOTHING
+            """, ("$c", message.ConnectionId), ("$h", message.HubInstanceId), ("$at", context.Now.ToString("O")));
+    }
+
+    public async Task OnMessageAsync(GatewayEventContext context, ClientMessage message)
+    {
+        // A refused request writes nothing: everything since the savepoint is undone, replies included.
+        await ExecuteAsync(context, "SAVEPOINT chat_event");
+        try
+        {
+            switch (message.Type)
+            {
+                case "signIn": await SignInAsync(context, message); break;
+                case "join": await JoinAsync(context, message); break;
+                case "leave": await LeaveAsync(context, message); break;
+                case "say": await SayAsync(context, message); break;
+                default: throw ChatError.UnknownType(message.Type);
+            }
+            await ExecuteAsync(context, "RELEASE chat_event");
+        }
+        catch (ChatError error)
+        {
+            await ExecuteAsync(context, "ROLLBACK TO chat_event");
+            await ExecuteAsync(context, "RELEASE chat_event");
+            await context.SendToConnectionAsync(context.ConnectionId, "error",
+                new { code = error.Code, message = error.Message, seq = message.Seq, type = message.Type });
+        }
+    }
+
+    public async Task OnDisconnectedAsync(GatewayEventContext context, ClientDisconnected message)
+    {
+        var session = await FindSessionAsync(context);
+        await ExecuteAsync(context, "DELETE FROM chat_connections WHERE connection_id = $c", ("$c", context.ConnectionId));
+        if (session is null)
+            return;
+
+        var stillConnected = await ScalarAsync(context,
+            "SELECT COUNT(*) FROM chat_connections WHERE session_id = $s", ("$s", session.Value.Id)) is long n && n > 0;
+        if (stillConnected)
+            return;
+
+        var rooms = await QueryAsync(context, "SELECT room FROM chat_members WHERE session_id = $s ORDER BY room",
+            r => r.GetString(0), ("$s", session.Value.Id));
+        await ExecuteAsync(context, "DELETE FROM chat_members WHERE session_id = $s", ("$s", session.Value.Id));
+        foreach (var room in rooms)
+            await context.SendToGroupAsync(ChatRules.Group(room), "memberLeft", new { room, name = session.Value.Name }, context.ConnectionId);
+    }
+
+    public Task OnFailedAsync(GatewayEventContext context, Exception exception) =>
+        context.SendToConnectionAsync(context.ConnectionId, "error",
+            new { code = "internal_error", message = "The server could not process this event; it was dropped.", seq = context.Seq });
+
+    private static async Task SignInAsync(GatewayEventContext context, ClientMessage message)
+    {
+        var name = ChatRules.Name(ChatRules.Property(message.Payload, "name", message.Type, "{ name: string }"));
+        if (await FindSessionAsync(context) is not null)
+            throw ChatError.AlreadySignedIn();
+
+        var sessionId = Guid.NewGuid().ToString("N");
+        var token = Base64Url(RandomNumberGenerator.GetBytes(32));
+        await ExecuteAsync(context, "INSERT INTO chat_sessions (session_id, token, name, created_at) VALUES ($s, $t, $n, $at)",
+            ("$s", sessionId), ("$t", token), ("$n", name), ("$at", context.Now.ToString("O")));
+        await ExecuteAsync(context, "UPDATE chat_connections SET session_id = $s WHERE connection_id = $c",
+            ("$s", sessionId), ("$c", context.ConnectionId));
+
+        await context.SendToConnectionAsync(context.ConnectionId, "signedIn", new { name, sessionId, token });
+    }
+
+    private static async Task JoinAsync(GatewayEventContext context, ClientMessage message)
+    {
+        var room = ChatRules.Room(ChatRules.Property(message.Payload, "room", message.Type, "{ room: string }"));
+        var session = await RequireSessionAsync(context);
+
+        await ExecuteAsync(context, "INSERT INTO chat_rooms (room, last_seq) VALUES ($r, 0) ON CONFLICT (room) DO NOTHING", ("$r", room));
+        var isNew = await ExecuteAsync(context,
+            "INSERT INTO chat_members (room, session_id, joined_at) VALUES ($r, $s, $at) ON CONFLICT (room, session_id) DO NOTHING",
+            ("$r", room), ("$s", session.Id), ("$at", context.Now.ToString("O"))) == 1;
+
+        var members = await QueryAsync(context, """
+            SELECT s.name FROM chat_members m JOIN chat_sessions s ON s.session_id = m.session_id
+            WHERE m.room = $r ORDER BY m.joined_at, s.name
+            """, r => r.GetString(0), ("$r", room));
+        var history = await QueryAsync(context, """
+            SELECT seq, sender, text, sent_at FROM
+              (SELECT seq, sender, text, sent_at FROM chat_messages WHERE room = $r ORDER BY seq DESC LIMIT $n)
+            ORDER BY seq
+            """, r => new RoomMessage(room, r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetString(3)),
+            ("$r", room), ("$n", ChatRules.HistorySize));
+        var lastSeq = (long)(await ScalarAsync(context, "SELECT last_seq FROM chat_rooms WHERE room = $r", ("$r", room)))!;
+
+        // Group first: any message committed after this snapshot reaches the client live.
+        await context.AddToGroupAsync(context.ConnectionId, ChatRules.Group(room));
+        await context.SendToConnectionAsync(context.ConnectionId, "joined", new { room, members, history, lastSeq });
+        if (isNew)
+            await context.SendToGroupAsync(ChatRules.Group(room), "memberJoined", new { room, name = session.Name }, context.ConnectionId);
+    }
+
+    private static async Task LeaveAsync(GatewayEventContext context, ClientMessage message)
+    {
+        var room = ChatRules.Room(ChatRules.Property(message.Payload, "room", message.Type, "{ room: string }"));
+        var session = await RequireSessionAsync(context);
+
+        var removed = await ExecuteAsync(context, "DELETE FROM chat_members WHERE room = $r AND session_id = $s",
+            ("$r", room), ("$s", session.Id));
+        if (removed == 0)
+            throw ChatError.NotInRoom(room);
+
+        await context.RemoveFromGroupAsync(context.ConnectionId, ChatRules.Group(room));
+        await context.SendToConnectionAsync(context.ConnectionId, "left", new { room });
+        await context.SendToGroupAsync(ChatRules.Group(room), "memberLeft", new { room, name = session.Name });
+    }
+
+    private static async Task SayAsync(GatewayEventContext context, ClientMessage message)
+    {
+        const string expected = "{ room: string, text: string }";
+        var room = ChatRules.Room(ChatRules.Property(message.Payload, "room", message.Type, expected));
+        var text = ChatRules.Text(ChatRules.Property(message.Payload, "text", message.Type, expected));
+        var session = await RequireSessionAsync(context);
+
+        var isMember = await ScalarAsync(context, "SELECT COUNT(*) FROM chat_members WHERE room = $r AND session_id = $s",
+            ("$r", room), ("$s", session.Id)) is long n && n > 0;
+        if (!isMember)
+            throw ChatError.NotInRoom(room);
+
+        var seq = (long)(await ScalarAsync(context, "UPDATE chat_rooms SET last_seq = last_seq + 1 WHERE room = $r RETURNING last_seq", ("$r", room)))!;
+        var at = context.Now.ToString("O");
+        await ExecuteAsync(context, """
+            INSERT INTO chat_messages (room, seq, session_id, sender, text, sent_at) VALUES ($r, $q, $s, $n, $t, $at)
+            """, ("$r", room), ("$q", seq), ("$s", session.Id), ("$n", session.Name), ("$t", text), ("$at", at));
+
+        await context.SendToGroupAsync(ChatRules.Group(room), "message", new RoomMessage(room, seq, session.Name, text, at));
+    }
+
+    private static async Task<(string Id, string Name)> RequireSessionAsync(GatewayEventContext context) =>
+        await FindSessionAsync(context) ?? throw ChatError.NotSignedIn();
+
+    private static async Task<(string Id, string Name)?> FindSessionAsync(GatewayEventContext context)
+    {
+        var rows = await QueryAsync(context, """
+            SELECT s.session_id, s.name FROM chat_connections c JOIN chat_sessions s ON s.session_id = c.session_id
+            WHERE c.connection_id = $c
+            """, r => (r.GetString(0), r.GetString(1)), ("$c", context.ConnectionId));
+        return rows.Count > 0 ? rows[0] : null;
+    }
+
+    private static async Task<int> ExecuteAsync(GatewayEventContext context, string sql, params (string, object?)[] parameters)
+    {
+        await using var command = context.Command(sql, parameters);
+        return await command.ExecuteNonQueryAsync();
+    }
+
+    private static async Task<object?> ScalarAsync(GatewayEventContext context, string sql, params (string, object?)[] parameters)
+    {
+        await using var command = context.Command(sql, parameters);
+        return await command.ExecuteScalarAsync();
+    }
+
+    private static async Task<List<T>> QueryAsync<T>(GatewayEventContext context, string sql, Func<Microsoft.Data.Sqlite.SqliteDataReader, T> read, params (string, object?)[] parameters)
+    {
+        await using var command = context.Command(sql, parameters);
+        await using var reader = await command.ExecuteReaderAsync();
+        var rows = new List<T>();
+        while (await reader.ReadAsync())
+            rows.Add(read(reader));
+        return rows;
+    }
+
+    private static string Base64Url(byte[] bytes) =>
+        Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    /// <summary>A room message as clients see it, live and in history.</summary>
+    private sealed record RoomMessage(string Room, long Seq, string From, string Text, string At);
+}

@@ -1,0 +1,54 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace SocketStarter.ChatWorker.Chat;
+
+/// <summary>What the chat accepts as names, rooms and messages.</summary>
+public static partial class ChatRules
+{
+    public const int MaxNameLength = 32;
+    public const int MaxRoomLength = 32;
+    public const int MaxTextLength = 4000;
+    public const int HistorySize = 50;
+
+    public static string Name(string? raw)
+    {
+        var name = raw?.Trim();
+        if (string.IsNullOrEmpty(name) || name.Length > MaxNameLength || name.Any(char.IsControl))
+            throw ChatError.InvalidName();
+        return name;
+    }
+
+    public static string Room(string? raw)
+    {
+        var room = raw?.Trim();
+        if (string.IsNullOrEmpty(room) || room.Length > MaxRoomLength || !RoomPattern().IsMatch(room))
+            throw ChatError.InvalidRoom();
+        return room;
+    }
+
+    public static string Text(string? raw)
+    {
+        if (string.IsNullOrWhiteSpace(raw) || raw.Length > MaxTextLength)
+            throw ChatError.InvalidText();
+        return raw;
+    }
+
+    /// <summary>The SignalR group of a room's connections.</summary>
+    public static string Group(string room) => $"room:{room}";
+
+    /// <summary>A string property of an object payload, or a clear error naming what the type expects.</summary>
+    public static string? Property(JsonElement payload, string name, string type, string expected)
+    {
+        if (payload.ValueKind != JsonValueKind.Object)
+            throw ChatError.InvalidPayload(type, expected);
+        if (!payload.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+            return null;
+        if (value.ValueKind != JsonValueKind.String)
+            throw ChatError.InvalidPayload(type, expected);
+        return value.GetString();
+    }
+
+    [GeneratedRegex(@"^[\p{L}\p{N}][\p{L}\p{N} _-]*$")]
+    private static partial Regex RoomPattern();
+}

@@ -1,0 +1,100 @@
+using System.Globalization;
+using MassTransit;
+using Microsoft.Extensions.Options;
+using SocketStarter.ChatWorker.Gateway;
+using SocketStarter.Messages;
+
+namespace SocketStarter.ChatWorker.Consumers;
+
+/// <summary>
+/// Takes client events off the workers' queue and hands them to the application through the
+/// <see cref="UpstreamEventProcessor"/>, which keeps them ordered and exactly once per connection.
+/// </summary>
+public sealed partial class UpstreamConsumer(
+    UpstreamEventProcessor processor,
+    IGatewayApplication application,
+    HubInstances hubInstances,
+    IOptions<WorkerOptions> options,
+    TimeProvider time,
+    ILogger<UpstreamConsumer> logger) :
+    IConsumer<ClientConnected>,
+    IConsumer<ClientMessage>,
+    IConsumer<ClientDisconnected>,
+    IConsumer<HubInstanceHeartbeat>
+{
+    public const string WaitingSinceHeader = "SocketStarter-Waiting-Since";
+    public const string WaitAttemptHeader = "SocketStarter-Wait-Attempt";
+
+    private static readonly TimeSpan FirstWait = TimeSpan.FromMilliseconds(10);
+    private static readonly TimeSpan LongestWait = TimeSpan.FromMilliseconds(500);
+
+    public Task Consume(ConsumeContext<ClientConnected> context) =>
+        HandleAsync(context, UpstreamEvent.Of(context.Message), c => application.OnConnectedAsync(c, context.Message));
+
+    public Task Consume(ConsumeContext<ClientMessage> context) =>
+        HandleAsync(context, UpstreamEvent.Of(context.Message), c => application.OnMessageAsync(c, context.Message));
+
+    public Task Consume(ConsumeContext<ClientDisconnected> context) =>
+        HandleAsync(context, UpstreamEvent.Of(context.Message), c => application.OnDisconnectedAsync(c, context.Message));
+
+    public Task Consume(ConsumeContext<HubInstanceHeartbeat> context) =>
+        hubInstances.RecordAsync(context.Message, context.CancellationToken);
+
+    private async Task HandleAsync<T>(ConsumeContext<T> context, UpstreamEvent upstream, Func<GatewayEventContext, Task> apply)
+        where T : class
+    {
+        try
+        {
+            await processor.ProcessAsync(upstream, apply, context, context.CancellationToken);
+        }
+        catch (SequenceGapException gap)
+        {
+            await WaitForPredecessorAsync(context, gap);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException && context.GetRetryAttempt() >= options.Value.RetryLimit)
+        {
+            // Out of retries: record the event as done with no effect but the client's error, so the
+            // connection's later events are not stuck behind it; the message goes to the error queue.
+            LogGivingUp(ex, upstream.ConnectionId, upstream.Seq);
+            await processor.ProcessAsync(upstream, c => application.OnFailedAsync(c, ex), context, context.CancellationToken);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Frees this consumer slot while the predecessor is in flight (possibly in this worker's own
+    /// prefetch buffer): a copy goes to the back of the queue after a short pause, and this delivery
+    /// is acknowledged. A duplicate copy is harmless: the seq check skips it.
+    /// </summary>
+    private async Task WaitForPredecessorAsync<T>(ConsumeContext<T> context, SequenceGapException gap) where T : class
+    {
+        var now = time.GetUtcNow();
+        var since = ReadHeader(context, WaitingSinceHeader) is { } ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : now;
+        var attempt = (int)(ReadHeader(context, WaitAttemptHeader) ?? 0);
+
+        if (now - since > options.Value.GapWaitLimit)
+            throw new SequenceGapTimeoutException($"{gap.Message} Waited {now - since:g}, longer than Worker:GapWaitLimit.");
+
+        var pause = TimeSpan.FromTicks(Math.Min(LongestWait.Ticks, FirstWait.Ticks << Math.Min(attempt, 16)));
+        await Task.Delay(pause, time, context.CancellationToken);
+
+        var endpoint = await context.GetSendEndpoint(context.ReceiveContext.InputAddress);
+        await endpoint.Send(context.Message, send =>
+        {
+            send.Headers.Set(WaitingSinceHeader, since.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture));
+            send.Headers.Set(WaitAttemptHeader, (attempt + 1).ToString(CultureInfo.InvariantCulture));
+        }, context.CancellationToken);
+
+        if (attempt == 0)
+            LogWaiting(gap.ConnectionId, gap.Seq, gap.LastApplied);
+    }
+
+    private static long? ReadHeader(ConsumeContext context, string name) =>
+        context.Headers.Get<string>(name) is { } text && long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) ? value : null;
+
+    [LoggerMessage(LogLevel.Debug, "Connection {ConnectionId}: seq {Seq} waits for its predecessor (last applied {LastSeq})")]
+    private partial void LogWaiting(string connectionId, long seq, long lastSeq);
+
+    [LoggerMessage(LogLevel.Error, "Connection {ConnectionId}: seq {Seq} failed after every retry; skipped and moved to the error queue")]
+    private partial void LogGivingUp(Exception exception, string connectionId, long seq);
+}

@@ -1,0 +1,30 @@
+using SocketStarter.Messages;
+
+namespace SocketStarter.ChatWorker.Gateway;
+
+/// <summary>The place of one upstream message in its connection's sequence.</summary>
+public readonly record struct UpstreamEvent(
+    string ConnectionId,
+    string HubInstanceId,
+    long Seq,
+    IReadOnlyList<long>? VoidedSeqs,
+    bool IsLast)
+{
+    public static UpstreamEvent Of(ClientConnected m) => new(m.ConnectionId, m.HubInstanceId, m.Seq, null, false);
+    public static UpstreamEvent Of(ClientMessage m) => new(m.ConnectionId, m.HubInstanceId, m.Seq, m.VoidedSeqs, false);
+    public static UpstreamEvent Of(ClientDisconnected m) => new(m.ConnectionId, m.HubInstanceId, m.Seq, m.VoidedSeqs, true);
+
+    /// <summary>
+    /// True when every seq between the last applied one and this one was voided by the hub, so
+    /// nothing can still come before this event.
+    /// </summary>
+    public bool FollowsDirectly(long lastApplied)
+    {
+        for (var missing = lastApplied + 1; missing < Seq; missing++)
+        {
+            if (VoidedSeqs is null || !VoidedSeqs.Contains(missing))
+                return false;
+        }
+        return true;
+    }
+}

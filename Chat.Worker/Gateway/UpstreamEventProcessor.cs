@@ -1,0 +1,86 @@
+using MassTransit;
+using Microsoft.Data.Sqlite;
+using SocketStarter.ChatWorker.Store;
+
+namespace SocketStarter.ChatWorker.Gateway;
+
+/// <summary>
+/// Applies upstream events exactly once and in order per connection, whichever worker gets them.
+/// The store keeps each connection's last applied seq, updated in the same transaction as the
+/// event's effect and replies:
+/// seq ≤ last → a duplicate: skipped (its replies re-sent if they were never sent);
+/// seq follows last directly → applied;
+/// otherwise a predecessor is still in flight → <see cref="SequenceGapException"/>.
+/// </summary>
+public sealed partial class UpstreamEventProcessor(SqliteStore store, Outbox outbox, TimeProvider time, ILogger<UpstreamEventProcessor> logger)
+{
+    public enum Outcome { Applied, Duplicate }
+
+    public async Task<Outcome> ProcessAsync(
+        UpstreamEvent upstream,
+        Func<GatewayEventContext, Task> apply,
+        IPublishEndpoint publisher,
+        CancellationToken cancellationToken)
+    {
+        await using var connection = await store.OpenAsync(cancellationToken);
+        await using (var transaction = connection.BeginTransaction())
+        {
+            var last = await LastAppliedAsync(connection, transaction, upstream.ConnectionId, cancellationToken);
+            if (upstream.Seq <= last)
+            {
+                await transaction.RollbackAsync(cancellationToken);
+                await outbox.FlushAsync(connection, upstream.ConnectionId, publisher, cancellationToken);
+                LogDuplicate(upstream.ConnectionId, upstream.Seq, last);
+                return Outcome.Duplicate;
+            }
+
+            if (!upstream.FollowsDirectly(last))
+                throw new SequenceGapException(upstream.ConnectionId, last, upstream.Seq, outboxPending: false);
+
+            // Replies of the previous event not sent yet: wait, so replies leave in event order.
+            if (await HasPendingRepliesAsync(connection, transaction, upstream.ConnectionId, cancellationToken))
+                throw new SequenceGapException(upstream.ConnectionId, last, upstream.Seq, outboxPending: true);
+
+            var context = new GatewayEventContext(connection, transaction, upstream, time);
+            await apply(context);
+            await MarkAppliedAsync(context, upstream, cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+        }
+
+        await outbox.FlushAsync(connection, upstream.ConnectionId, publisher, cancellationToken);
+        return Outcome.Applied;
+    }
+
+    private static async Task<long> LastAppliedAsync(SqliteConnection connection, SqliteTransaction transaction, string connectionId, CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "SELECT last_seq FROM gateway_connections WHERE connection_id = $c";
+        command.Parameters.AddWithValue("$c", connectionId);
+        return await command.ExecuteScalarAsync(cancellationToken) is long last ? last : 0;
+    }
+
+    private static async Task<bool> HasPendingRepliesAsync(SqliteConnection connection, SqliteTransaction transaction, string connectionId, CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "SELECT EXISTS (SELECT 1 FROM gateway_outbox WHERE connection_id = $c)";
+        command.Parameters.AddWithValue("$c", connectionId);
+        return await command.ExecuteScalarAsync(cancellationToken) is long exists && exists != 0;
+    }
+
+    private static async Task MarkAppliedAsync(GatewayEventContext context, UpstreamEvent upstream, CancellationToken cancellationToken)
+    {
+        await using var command = context.Command("""
+            INSERT INTO gateway_connections (connection_id, hub_instance_id, last_seq, closed_at, updated_at)
+            VALUES ($c, $h, $s, $closed, $now)
+            ON CONFLICT (connection_id) DO UPDATE SET last_seq = excluded.last_seq, closed_at = excluded.closed_at, updated_at = excluded.updated_at
+            """,
+            ("$c", upstream.ConnectionId), ("$h", upstream.HubInstanceId), ("$s", upstream.Seq),
+            ("$closed", upstream.IsLast ? context.Now.ToString("O") : null), ("$now", context.Now.ToString("O")));
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    [LoggerMessage(LogLevel.Debug, "Connection {ConnectionId}: seq {Seq} already applied (last {LastSeq}); skipped")]
+    private partial void LogDuplicate(string connectionId, long seq, long lastSeq);
+}

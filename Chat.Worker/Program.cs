@@ -1,0 +1,13 @@
+using SocketStarter.ChatWorker;
+using SocketStarter.ServiceDefaults;
+
+var builder = WebApplication.CreateBuilder(args);
+
+builder.AddServiceDefaults();
+builder.AddChatWorker();
+
+var app = builder.Build();
+
+app.MapDefaultEndpoints();
+
+app.Run();

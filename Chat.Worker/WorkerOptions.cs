@@ -1,0 +1,29 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace SocketStarter.ChatWorker;
+
+/// <summary>The worker's settings, section <c>Worker</c>. Checked once at start-up.</summary>
+public sealed class WorkerOptions
+{
+    public const string Section = "Worker";
+
+    /// <summary>The durable quorum queue the hubs send every client event to.</summary>
+    [Required, RegularExpression("^[A-Za-z0-9_.:-]{1,200}$", ErrorMessage = "Worker:Queue must be a queue name (letters, digits, '.', '_', ':' or '-').")]
+    public string Queue { get; set; } = "chat-worker";
+
+    /// <summary>Messages the broker hands this worker ahead of processing.</summary>
+    [Range(1, 10_000, ErrorMessage = "Worker:PrefetchCount must be between 1 and 10000.")]
+    public int PrefetchCount { get; set; } = 32;
+
+    /// <summary>Messages processed at once by this worker.</summary>
+    [Range(1, 1_000, ErrorMessage = "Worker:ConcurrentMessageLimit must be between 1 and 1000.")]
+    public int ConcurrentMessageLimit { get; set; } = 8;
+
+    /// <summary>Retries of a failing event before it is skipped and parked in the error queue.</summary>
+    [Range(0, 100, ErrorMessage = "Worker:RetryLimit must be between 0 and 100.")]
+    public int RetryLimit { get; set; } = 5;
+
+    /// <summary>How long an event may wait for its predecessor before it is parked in the error queue.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00", ErrorMessage = "Worker:GapWaitLimit must be between 00:00:01 and 1.00:00:00.")]
+    public TimeSpan GapWaitLimit { get; set; } = TimeSpan.FromMinutes(5);
+}

@@ -1,0 +1,75 @@
+using MassTransit;
+using Microsoft.AspNetCore.SignalR;
+using SocketStarter.Messages;
+
+namespace SocketStarter.HubFront.Consumers;
+
+/// <summary>
+/// Applies downstream commands to the connections this instance holds. Every instance gets every
+/// command (fanout); a command about a connection held elsewhere is a no-op here.
+/// </summary>
+public sealed class GatewayCommandsConsumer(
+    IHubContext<GatewayHub, IGatewayClient> hub,
+    UpstreamGateway gateway,
+    GatewayMetrics metrics) :
+    IConsumer<SendToConnections>,
+    IConsumer<SendToGroup>,
+    IConsumer<SendToUser>,
+    IConsumer<SendToAll>,
+    IConsumer<AddToGroup>,
+    IConsumer<RemoveFromGroup>,
+    IConsumer<CloseConnection>
+{
+    public async Task Consume(ConsumeContext<SendToConnections> context)
+    {
+        var m = context.Message;
+        await hub.Clients.Clients(m.ConnectionIds).Event(m.Type, m.Payload);
+        metrics.CommandApplied(nameof(SendToConnections));
+    }
+
+    public async Task Consume(ConsumeContext<SendToGroup> context)
+    {
+        var m = context.Message;
+        await hub.Clients.GroupExcept(m.Group, m.ExceptConnectionIds ?? []).Event(m.Type, m.Payload);
+        metrics.CommandApplied(nameof(SendToGroup));
+    }
+
+    public async Task Consume(ConsumeContext<SendToUser> context)
+    {
+        var m = context.Message;
+        await hub.Clients.User(m.UserId).Event(m.Type, m.Payload);
+        metrics.CommandApplied(nameof(SendToUser));
+    }
+
+    public async Task Consume(ConsumeContext<SendToAll> context)
+    {
+        var m = context.Message;
+        await hub.Clients.AllExcept(m.ExceptConnectionIds ?? []).Event(m.Type, m.Payload);
+        metrics.CommandApplied(nameof(SendToAll));
+    }
+
+    public async Task Consume(ConsumeContext<AddToGroup> context)
+    {
+        if (gateway.Find(context.Message.ConnectionId) is null)
+            return;
+        await hub.Groups.AddToGroupAsync(context.Message.ConnectionId, context.Message.Group, context.CancellationToken);
+        metrics.CommandApplied(nameof(AddToGroup));
+    }
+
+    public async Task Consume(ConsumeContext<RemoveFromGroup> context)
+    {
+        if (gateway.Find(context.Message.ConnectionId) is null)
+            return;
+        await hub.Groups.RemoveFromGroupAsync(context.Message.ConnectionId, context.Message.Group, context.CancellationToken);
+        metrics.CommandApplied(nameof(RemoveFromGroup));
+    }
+
+    public async Task Consume(ConsumeContext<CloseConnection> context)
+    {
+        if (gateway.Find(context.Message.ConnectionId) is not { } connection)
+            return;
+        await hub.Clients.Client(context.Message.ConnectionId).Closing(context.Message.Reason);
+        connection.Abort();
+        metrics.CommandApplied(nameof(CloseConnection));
+    }
+}

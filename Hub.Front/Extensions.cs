@@ -1,0 +1,68 @@
+using MassTransit;
+using Microsoft.AspNetCore.Http.Connections;
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.Extensions.Options;
+using SocketStarter.HubFront.Consumers;
+using SocketStarter.ServiceDefaults;
+
+namespace SocketStarter.HubFront;
+
+public static class Extensions
+{
+    /// <summary>The SignalR hub, its broker connection and the per-instance command queue.</summary>
+    public static WebApplicationBuilder AddGateway(this WebApplicationBuilder builder)
+    {
+        var brokerUri = RabbitMqConnection.GetRequiredUri(builder.Configuration);
+
+        builder.Services.AddOptions<GatewayOptions>()
+            .BindConfiguration(GatewayOptions.Section)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<GatewayMetrics>();
+        builder.Services.AddSingleton<UpstreamPublisher>();
+        builder.Services.AddSingleton<UpstreamGateway>();
+        builder.Services.AddHostedService<HeartbeatService>();
+
+        builder.Services.AddSignalR();
+        builder.Services.AddOptions<HubOptions<GatewayHub>>()
+            .Configure<IOptions<GatewayOptions>>((hub, gateway) => hub.MaximumReceiveMessageSize = gateway.Value.MaxFrameBytes);
+
+        builder.Services.AddOptions<MassTransitHostOptions>().Configure(o =>
+        {
+            o.WaitUntilStarted = true;
+            o.StartTimeout = TimeSpan.FromSeconds(60);
+            o.StopTimeout = TimeSpan.FromSeconds(30);
+        });
+
+        builder.Services.AddMassTransit(x =>
+        {
+            x.AddConsumer<GatewayCommandsConsumer>();
+            x.UsingRabbitMq((context, cfg) =>
+            {
+                var gateway = context.GetRequiredService<IOptions<GatewayOptions>>().Value;
+                cfg.Host(brokerUri);
+
+                // Every instance has its own queue, bound to the command exchanges (fanout), gone with the instance.
+                cfg.ReceiveEndpoint($"gateway-{gateway.InstanceId}", e =>
+                {
+                    e.AutoDelete = true;
+                    e.Durable = false;
+                    // One at a time: commands to a connection are applied in the order workers sent them.
+                    e.ConcurrentMessageLimit = 1;
+                    e.PrefetchCount = 256;
+                    e.ConfigureConsumer<GatewayCommandsConsumer>(context);
+                });
+            });
+        });
+
+        return builder;
+    }
+
+    public static WebApplication MapGateway(this WebApplication app)
+    {
+        app.MapHub<GatewayHub>(GatewayHub.Path, o => o.Transports = HttpTransportType.WebSockets | HttpTransportType.ServerSentEvents | HttpTransportType.LongPolling);
+        return app;
+    }
+}

@@ -1,0 +1,41 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+
+namespace SocketStarter.HubFront;
+
+/// <summary>Gateway counters, tagged with the hub instance so instances can be told apart.</summary>
+public sealed class GatewayMetrics
+{
+    public const string MeterName = "SocketStarter.Gateway";
+
+    private readonly UpDownCounter<long> _connections;
+    private readonly Counter<long> _accepted;
+    private readonly Counter<long> _rejected;
+    private readonly Counter<long> _commands;
+    private readonly Histogram<double> _publishDuration;
+    private readonly KeyValuePair<string, object?> _instance;
+
+    public GatewayMetrics(IMeterFactory meterFactory, Microsoft.Extensions.Options.IOptions<GatewayOptions> options)
+    {
+        var meter = meterFactory.Create(MeterName);
+        _instance = new("hub.instance", options.Value.InstanceId);
+        _connections = meter.CreateUpDownCounter<long>("gateway.connections", description: "Open client connections.");
+        _accepted = meter.CreateCounter<long>("gateway.events.accepted", description: "Client events confirmed by the broker.");
+        _rejected = meter.CreateCounter<long>("gateway.events.rejected", description: "Client events refused, by reason.");
+        _commands = meter.CreateCounter<long>("gateway.commands.applied", description: "Downstream commands applied, by command.");
+        _publishDuration = meter.CreateHistogram<double>("gateway.publish.duration", unit: "ms", description: "Time from accepting an event to the broker's confirm.");
+    }
+
+    public void ConnectionOpened() => _connections.Add(1, _instance);
+    public void ConnectionClosed() => _connections.Add(-1, _instance);
+    public void Accepted(TimeSpan publishTime)
+    {
+        _accepted.Add(1, _instance);
+        _publishDuration.Record(publishTime.TotalMilliseconds, _instance);
+    }
+
+    public void Rejected(string reason) => _rejected.Add(1, _instance, new("reason", reason));
+    public void CommandApplied(string command) => _commands.Add(1, _instance, new("command", command));
+
+    public static long Timestamp() => Stopwatch.GetTimestamp();
+}

@@ -1,0 +1,35 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace SocketStarter.HubFront;
+
+/// <summary>The hub's settings, section <c>Gateway</c>. Checked once at start-up.</summary>
+public sealed class GatewayOptions
+{
+    public const string Section = "Gateway";
+
+    /// <summary>Id of this hub instance on the wire; unique per process unless set.</summary>
+    [Required, RegularExpression("^[A-Za-z0-9_.-]{1,64}$", ErrorMessage = "Gateway:InstanceId must be 1-64 letters, digits, '.', '_' or '-'.")]
+    public string InstanceId { get; set; } = Guid.NewGuid().ToString("N")[..12];
+
+    /// <summary>The durable queue every client event goes to.</summary>
+    [Required, RegularExpression("^[A-Za-z0-9_.:-]{1,200}$", ErrorMessage = "Gateway:UpstreamQueue must be a queue name (letters, digits, '.', '_', ':' or '-').")]
+    public string UpstreamQueue { get; set; } = "chat-worker";
+
+    /// <summary>Largest accepted payload of one event, in UTF-8 bytes of its JSON.</summary>
+    [Range(16, 16 * 1024 * 1024, ErrorMessage = "Gateway:MaxPayloadBytes must be between 16 and 16777216.")]
+    public int MaxPayloadBytes { get; set; } = 32 * 1024;
+
+    /// <summary>How long a client's Send waits for the broker's confirm before it fails.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:01:00", ErrorMessage = "Gateway:PublishTimeout must be between 00:00:00.100 and 00:01:00.")]
+    public TimeSpan PublishTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How often this instance tells workers it is alive.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00", ErrorMessage = "Gateway:HeartbeatInterval must be between 00:00:01 and 00:10:00.")]
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Largest SignalR frame. Kept well above <see cref="MaxPayloadBytes"/> so an oversized payload
+    /// gets a clear error instead of SignalR closing the connection.
+    /// </summary>
+    public long MaxFrameBytes => (long)MaxPayloadBytes * 4 + 4096;
+}

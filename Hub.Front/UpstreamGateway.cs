@@ -1,0 +1,198 @@
+using System.Collections.Concurrent;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.Extensions.Options;
+using SocketStarter.Messages;
+
+namespace SocketStarter.HubFront;
+
+/// <summary>
+/// Turns the life of each connection into upstream messages: ClientConnected (seq 1), one
+/// ClientMessage per accepted event (2, 3, …), ClientDisconnected (last). Transport-neutral: the
+/// hub calls it, and so can a test without a socket.
+/// </summary>
+/// <remarks>
+/// A seq is never re-used. When a publish fails after it may have reached the broker, its seq is
+/// "voided": the next message of the connection lists it, so workers do not wait for it forever,
+/// and an in-doubt copy that did arrive is applied at most once, in its place.
+/// </remarks>
+public sealed partial class UpstreamGateway(
+    UpstreamPublisher publisher,
+    IOptions<GatewayOptions> options,
+    GatewayMetrics metrics,
+    TimeProvider time,
+    ILogger<UpstreamGateway> logger)
+{
+    /// <summary>A connection whose sends keep failing is closed before its void list grows without bound.</summary>
+    private const int MaxVoidedPerConnection = 256;
+
+    private static readonly JsonElement JsonNull = JsonDocument.Parse("null").RootElement.Clone();
+
+    private readonly ConcurrentDictionary<string, ConnectionState> _connections = new();
+    private readonly GatewayOptions _options = options.Value;
+
+    public int ConnectionCount => _connections.Count;
+
+    public async Task ConnectedAsync(HubCallerContext context, CancellationToken cancellationToken)
+    {
+        var state = new ConnectionState(context);
+        _connections[context.ConnectionId] = state;
+        try
+        {
+            if (!publisher.IsAvailable)
+                throw new BrokerUnavailableException("the broker is not connected");
+
+            await publisher.SendAsync(new ClientConnected
+            {
+                ConnectionId = context.ConnectionId,
+                HubInstanceId = _options.InstanceId,
+                Seq = 1,
+                UserId = context.UserIdentifier,
+                ConnectedAt = time.GetUtcNow(),
+            }, cancellationToken);
+            state.LastSeq = 1;
+        }
+        catch (Exception ex) when (ex is not HubException)
+        {
+            _connections.TryRemove(context.ConnectionId, out _);
+            metrics.Rejected(GatewayRejection.BrokerUnavailable);
+            LogConnectRefused(ex, context.ConnectionId);
+            throw GatewayRejection.Create(GatewayRejection.BrokerUnavailable, "the gateway cannot reach its broker; try again shortly.");
+        }
+
+        metrics.ConnectionOpened();
+        LogConnected(context.ConnectionId, context.UserIdentifier);
+    }
+
+    public async Task<long> AcceptAsync(string connectionId, string type, JsonElement payload)
+    {
+        if (type is null || !TypePattern().IsMatch(type))
+            throw Reject(GatewayRejection.InvalidType, "type must start with a letter and hold 1-64 letters, digits, '.', '_', ':' or '-'.");
+
+        var raw = payload.ValueKind == JsonValueKind.Undefined ? "null" : payload.GetRawText();
+        var size = Encoding.UTF8.GetByteCount(raw);
+        if (size > _options.MaxPayloadBytes)
+            throw Reject(GatewayRejection.PayloadTooLarge, $"payload is {size} bytes; the limit is {_options.MaxPayloadBytes}.");
+
+        if (!_connections.TryGetValue(connectionId, out var state))
+            throw Reject(GatewayRejection.UnknownConnection, "this connection is not registered with the gateway; reconnect.");
+
+        await state.Gate.WaitAsync();
+        try
+        {
+            // Known to be down: refuse without spending a seq.
+            if (!publisher.IsAvailable)
+                throw Reject(GatewayRejection.BrokerUnavailable, "the broker is not connected; the event was not accepted. Try again shortly.");
+
+            var seq = state.LastSeq + 1;
+            var message = new ClientMessage
+            {
+                ConnectionId = connectionId,
+                HubInstanceId = _options.InstanceId,
+                Seq = seq,
+                Type = type,
+                Payload = payload.ValueKind == JsonValueKind.Undefined ? JsonNull : payload,
+                UserId = state.Context.UserIdentifier,
+                ReceivedAt = time.GetUtcNow(),
+                VoidedSeqs = state.Voided.Count > 0 ? state.Voided.ToArray() : null,
+            };
+
+            var started = GatewayMetrics.Timestamp();
+            try
+            {
+                await publisher.SendAsync(message, CancellationToken.None);
+            }
+            catch (Exception ex)
+            {
+                state.LastSeq = seq;
+                state.Voided.Add(seq);
+                LogPublishFailed(ex, connectionId, seq);
+                if (state.Voided.Count >= MaxVoidedPerConnection)
+                    state.Context.Abort();
+                throw Reject(GatewayRejection.BrokerUnavailable, "the broker did not confirm the event in time; it was not accepted. Try again shortly.");
+            }
+
+            state.LastSeq = seq;
+            state.Voided.Clear();
+            metrics.Accepted(System.Diagnostics.Stopwatch.GetElapsedTime(started));
+            return seq;
+        }
+        finally
+        {
+            state.Gate.Release();
+        }
+    }
+
+    public async Task DisconnectedAsync(string connectionId)
+    {
+        if (!_connections.TryRemove(connectionId, out var state))
+            return;
+
+        metrics.ConnectionClosed();
+        await state.Gate.WaitAsync();
+        try
+        {
+            var seq = state.LastSeq + 1;
+            await publisher.SendAsync(new ClientDisconnected
+            {
+                ConnectionId = connectionId,
+                HubInstanceId = _options.InstanceId,
+                Seq = seq,
+                UserId = state.Context.UserIdentifier,
+                DisconnectedAt = time.GetUtcNow(),
+                VoidedSeqs = state.Voided.Count > 0 ? state.Voided.ToArray() : null,
+            }, CancellationToken.None);
+            LogDisconnected(connectionId, seq);
+        }
+        catch (Exception ex)
+        {
+            // Workers drop the connection when this instance's heartbeats say it is gone.
+            LogDisconnectNotPublished(ex, connectionId);
+        }
+        finally
+        {
+            state.Gate.Release();
+        }
+    }
+
+    /// <summary>The connection's SignalR context, when this instance holds it.</summary>
+    public HubCallerContext? Find(string connectionId) =>
+        _connections.TryGetValue(connectionId, out var state) ? state.Context : null;
+
+    private HubException Reject(string code, string message)
+    {
+        metrics.Rejected(code);
+        return GatewayRejection.Create(code, message);
+    }
+
+    [GeneratedRegex("^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")]
+    private static partial Regex TypePattern();
+
+    [LoggerMessage(LogLevel.Debug, "Connection {ConnectionId} opened for user {UserId}")]
+    private partial void LogConnected(string connectionId, string? userId);
+
+    [LoggerMessage(LogLevel.Debug, "Connection {ConnectionId} closed at seq {Seq}")]
+    private partial void LogDisconnected(string connectionId, long seq);
+
+    [LoggerMessage(LogLevel.Warning, "Connection {ConnectionId} refused: its ClientConnected was not confirmed")]
+    private partial void LogConnectRefused(Exception exception, string connectionId);
+
+    [LoggerMessage(LogLevel.Warning, "Event {Seq} of connection {ConnectionId} was not confirmed; voided")]
+    private partial void LogPublishFailed(Exception exception, string connectionId, long seq);
+
+    [LoggerMessage(LogLevel.Warning, "ClientDisconnected of {ConnectionId} was not confirmed; workers expire it by heartbeat")]
+    private partial void LogDisconnectNotPublished(Exception exception, string connectionId);
+
+    private sealed class ConnectionState(HubCallerContext context)
+    {
+        public HubCallerContext Context { get; } = context;
+        public SemaphoreSlim Gate { get; } = new(1, 1);
+        public long LastSeq { get; set; }
+        public List<long> Voided { get; } = [];
+    }
+}
+
+/// <summary>The broker is known to be unreachable.</summary>
+public sealed class BrokerUnavailableException(string message) : Exception(message);

@@ -1,0 +1,34 @@
+using MassTransit;
+using Microsoft.Extensions.Options;
+
+namespace SocketStarter.HubFront;
+
+/// <summary>
+/// Sends upstream messages to the workers' queue and returns only when RabbitMQ confirmed that the
+/// queue holds them: publisher confirms (MassTransit's default) plus the mandatory flag, so an
+/// event with no queue to land in fails instead of vanishing.
+/// </summary>
+public sealed class UpstreamPublisher(IBus bus, IBusControl busControl, IOptions<GatewayOptions> options)
+{
+    // The exchange the workers' receive endpoint binds to its queue. Sending to "queue:" would
+    // re-declare the queue without its quorum arguments and fail with PRECONDITION_FAILED.
+    private readonly Uri _address = new($"exchange:{options.Value.UpstreamQueue}");
+    private readonly TimeSpan _timeout = options.Value.PublishTimeout;
+
+    /// <summary>False while the bus knows it has no broker connection; then sending would only wait.</summary>
+    public bool IsAvailable => busControl.CheckHealth().Status != BusHealthStatus.Unhealthy;
+
+    public async Task SendAsync<T>(T message, CancellationToken cancellationToken) where T : class
+    {
+        // MassTransit waits for a lost connection to come back; the timeout turns that wait into a clear failure.
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_timeout);
+
+        var endpoint = await bus.GetSendEndpoint(_address);
+        await endpoint.Send(message, context =>
+        {
+            if (context is RabbitMqSendContext rabbit)
+                rabbit.Mandatory = true;
+        }, timeout.Token);
+    }
+}
