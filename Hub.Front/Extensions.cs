@@ -26,7 +26,7 @@ public static class Extensions
         builder.Services.AddHostedService<HeartbeatService>();
 
         builder.Services.AddSignalR();
-        builder.Services.AddOptions<HubOptions<GatewayHub>>()
+        builder.Services.AddOptions<HubOptions>()
             .Configure<IOptions<GatewayOptions>>((hub, gateway) => hub.MaximumReceiveMessageSize = gateway.Value.MaxFrameBytes);
 
         builder.Services.AddOptions<MassTransitHostOptions>().Configure(o =>

@@ -11,9 +11,13 @@ public sealed class GatewayOptions
     [Required, RegularExpression("^[A-Za-z0-9_.-]{1,64}$", ErrorMessage = "Gateway:InstanceId must be 1-64 letters, digits, '.', '_' or '-'.")]
     public string InstanceId { get; set; } = Guid.NewGuid().ToString("N")[..12];
 
-    /// <summary>The durable queue every client event goes to.</summary>
-    [Required, RegularExpression("^[A-Za-z0-9_.:-]{1,200}$", ErrorMessage = "Gateway:UpstreamQueue must be a queue name (letters, digits, '.', '_', ':' or '-').")]
-    public string UpstreamQueue { get; set; } = "chat-worker";
+    /// <summary>
+    /// The durable queue every client event goes to: the application's. Deployment configuration
+    /// names it; the hub itself knows no application.
+    /// </summary>
+    [Required(ErrorMessage = "Gateway:UpstreamQueue must name the workers' queue."),
+     RegularExpression("^[A-Za-z0-9_.:-]{1,200}$", ErrorMessage = "Gateway:UpstreamQueue must be a queue name (letters, digits, '.', '_', ':' or '-').")]
+    public string UpstreamQueue { get; set; } = "";
 
     /// <summary>Largest accepted payload of one event, in UTF-8 bytes of its JSON.</summary>
     [Range(16, 16 * 1024 * 1024, ErrorMessage = "Gateway:MaxPayloadBytes must be between 16 and 16777216.")]

@@ -25,7 +25,7 @@ public sealed partial class HeartbeatService(
                     ConnectionCount = gateway.ConnectionCount,
                     Interval = interval,
                     SentAt = time.GetUtcNow(),
-                }, stoppingToken);
+                }, stoppingToken, mandatory: false);
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {

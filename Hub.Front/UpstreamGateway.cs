@@ -148,7 +148,7 @@ public sealed partial class UpstreamGateway(
         }
         catch (Exception ex)
         {
-            // Workers drop the connection when this instance's heartbeats say it is gone.
+            // Workers drop the connection once this instance's heartbeats stop.
             LogDisconnectNotPublished(ex, connectionId);
         }
         finally

@@ -18,7 +18,8 @@ public sealed class UpstreamPublisher(IBus bus, IBusControl busControl, IOptions
     /// <summary>False while the bus knows it has no broker connection; then sending would only wait.</summary>
     public bool IsAvailable => busControl.CheckHealth().Status != BusHealthStatus.Unhealthy;
 
-    public async Task SendAsync<T>(T message, CancellationToken cancellationToken) where T : class
+    /// <param name="mandatory">Fail when no queue takes the message, rather than let it vanish.</param>
+    public async Task SendAsync<T>(T message, CancellationToken cancellationToken, bool mandatory = true) where T : class
     {
         // MassTransit waits for a lost connection to come back; the timeout turns that wait into a clear failure.
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -28,7 +29,7 @@ public sealed class UpstreamPublisher(IBus bus, IBusControl busControl, IOptions
         await endpoint.Send(message, context =>
         {
             if (context is RabbitMqSendContext rabbit)
-                rabbit.Mandatory = true;
+                rabbit.Mandatory = mandatory;
         }, timeout.Token);
     }
 }

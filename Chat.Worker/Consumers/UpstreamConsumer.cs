@@ -24,9 +24,13 @@ public sealed partial class UpstreamConsumer(
 {
     public const string WaitingSinceHeader = "SocketStarter-Waiting-Since";
     public const string WaitAttemptHeader = "SocketStarter-Wait-Attempt";
+    public const string LastAppliedHeader = "SocketStarter-Wait-Last-Applied";
 
-    private static readonly TimeSpan FirstWait = TimeSpan.FromMilliseconds(10);
-    private static readonly TimeSpan LongestWait = TimeSpan.FromMilliseconds(500);
+    // Without progress, a few times straight back to the queue (the predecessor is usually being
+    // applied right now), then pauses that grow, so a long wait does not spin.
+    private const int ImmediateAttempts = 3;
+    private static readonly TimeSpan FirstPause = TimeSpan.FromMilliseconds(5);
+    private static readonly TimeSpan LongestPause = TimeSpan.FromMilliseconds(200);
 
     public Task Consume(ConsumeContext<ClientConnected> context) =>
         HandleAsync(context, UpstreamEvent.Of(context.Message), c => application.OnConnectedAsync(c, context.Message));
@@ -63,37 +67,43 @@ public sealed partial class UpstreamConsumer(
 
     /// <summary>
     /// Frees this consumer slot while the predecessor is in flight (possibly in this worker's own
-    /// prefetch buffer): a copy goes to the back of the queue after a short pause, and this delivery
-    /// is acknowledged. A duplicate copy is harmless: the seq check skips it.
+    /// prefetch buffer): a copy goes to the back of the queue and this delivery is acknowledged. A
+    /// duplicate copy is harmless: the seq check skips it. While the connection makes progress the
+    /// copy goes back at once; when it stops moving, pauses grow, and after Worker:GapWaitLimit
+    /// without progress the event goes to the error queue.
     /// </summary>
     private async Task WaitForPredecessorAsync<T>(ConsumeContext<T> context, SequenceGapException gap) where T : class
     {
         var now = time.GetUtcNow();
-        var since = ReadHeader(context, WaitingSinceHeader) is { } ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : now;
-        var attempt = (int)(ReadHeader(context, WaitAttemptHeader) ?? 0);
+        var progressed = ReadHeader(context, LastAppliedHeader) is not { } seenBefore || gap.LastApplied > seenBefore;
+        var since = !progressed && ReadHeader(context, WaitingSinceHeader) is { } ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : now;
+        var attempt = progressed ? 0 : (int)(ReadHeader(context, WaitAttemptHeader) ?? 0);
 
         if (now - since > options.Value.GapWaitLimit)
-            throw new SequenceGapTimeoutException($"{gap.Message} Waited {now - since:g}, longer than Worker:GapWaitLimit.");
+            throw new SequenceGapTimeoutException($"{gap.Message} No progress for {now - since:g}, longer than Worker:GapWaitLimit.");
 
-        var pause = TimeSpan.FromTicks(Math.Min(LongestWait.Ticks, FirstWait.Ticks << Math.Min(attempt, 16)));
-        await Task.Delay(pause, time, context.CancellationToken);
+        if (attempt >= ImmediateAttempts)
+        {
+            var pause = TimeSpan.FromTicks(Math.Min(LongestPause.Ticks, FirstPause.Ticks << Math.Min(attempt - ImmediateAttempts, 16)));
+            await Task.Delay(pause, time, context.CancellationToken);
+        }
 
         var endpoint = await context.GetSendEndpoint(context.ReceiveContext.InputAddress);
         await endpoint.Send(context.Message, send =>
         {
             send.Headers.Set(WaitingSinceHeader, since.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture));
             send.Headers.Set(WaitAttemptHeader, (attempt + 1).ToString(CultureInfo.InvariantCulture));
+            send.Headers.Set(LastAppliedHeader, gap.LastApplied.ToString(CultureInfo.InvariantCulture));
         }, context.CancellationToken);
 
-        if (attempt == 0)
-            LogWaiting(gap.ConnectionId, gap.Seq, gap.LastApplied);
+        LogWaiting(gap.ConnectionId, gap.Seq, gap.LastApplied, attempt, gap.Message);
     }
 
     private static long? ReadHeader(ConsumeContext context, string name) =>
         context.Headers.Get<string>(name) is { } text && long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) ? value : null;
 
-    [LoggerMessage(LogLevel.Debug, "Connection {ConnectionId}: seq {Seq} waits for its predecessor (last applied {LastSeq})")]
-    private partial void LogWaiting(string connectionId, long seq, long lastSeq);
+    [LoggerMessage(LogLevel.Debug, "Connection {ConnectionId}: seq {Seq} waits for its predecessor (last applied {LastSeq}, attempt {Attempt}): {Reason}")]
+    private partial void LogWaiting(string connectionId, long seq, long lastSeq, int attempt, string reason);
 
     [LoggerMessage(LogLevel.Error, "Connection {ConnectionId}: seq {Seq} failed after every retry; skipped and moved to the error queue")]
     private partial void LogGivingUp(Exception exception, string connectionId, long seq);

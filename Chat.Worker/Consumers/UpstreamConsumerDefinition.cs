@@ -1,6 +1,7 @@
 using MassTransit;
 using Microsoft.Extensions.Options;
 using SocketStarter.ChatWorker.Gateway;
+using SocketStarter.Messages;
 
 namespace SocketStarter.ChatWorker.Consumers;
 
@@ -27,13 +28,20 @@ public sealed class UpstreamConsumerDefinition : ConsumerDefinition<UpstreamCons
             rabbit.PrefetchCount = _options.PrefetchCount;
         }
 
-        if (_options.RetryLimit == 0)
-            return;
-
-        endpointConfigurator.UseMessageRetry(r =>
+        if (_options.RetryLimit > 0)
         {
-            r.Intervals(Enumerable.Range(1, _options.RetryLimit).Select(i => TimeSpan.FromMilliseconds(100 * i)).ToArray());
-            r.Ignore<SequenceGapTimeoutException>();
-        });
+            endpointConfigurator.UseMessageRetry(r =>
+            {
+                r.Intervals(Enumerable.Range(1, _options.RetryLimit).Select(i => TimeSpan.FromMilliseconds(100 * i)).ToArray());
+                r.Ignore<SequenceGapTimeoutException>();
+            });
+        }
+
+        // One connection's events in this worker go one at a time, in the order they arrived, so
+        // they do not race each other into gaps; different connections still run in parallel.
+        var partitioner = endpointConfigurator.CreatePartitioner(_options.ConcurrentMessageLimit);
+        consumerConfigurator.Message<ClientConnected>(m => m.UsePartitioner(partitioner, c => c.Message.ConnectionId));
+        consumerConfigurator.Message<ClientMessage>(m => m.UsePartitioner(partitioner, c => c.Message.ConnectionId));
+        consumerConfigurator.Message<ClientDisconnected>(m => m.UsePartitioner(partitioner, c => c.Message.ConnectionId));
     }
 }

@@ -23,9 +23,15 @@ public sealed partial class UpstreamEventProcessor(SqliteStore store, Outbox out
         CancellationToken cancellationToken)
     {
         await using var connection = await store.OpenAsync(cancellationToken);
+
+        // A cheap look first, without the write lock: most events that cannot go yet are turned away here.
+        var (seen, pendingSeen) = await ProgressAsync(connection, null, upstream.ConnectionId, cancellationToken);
+        if (upstream.Seq > seen)
+            EnsureNext(upstream, seen, pendingSeen);
+
         await using (var transaction = connection.BeginTransaction())
         {
-            var last = await LastAppliedAsync(connection, transaction, upstream.ConnectionId, cancellationToken);
+            var (last, pending) = await ProgressAsync(connection, transaction, upstream.ConnectionId, cancellationToken);
             if (upstream.Seq <= last)
             {
                 await transaction.RollbackAsync(cancellationToken);
@@ -34,12 +40,7 @@ public sealed partial class UpstreamEventProcessor(SqliteStore store, Outbox out
                 return Outcome.Duplicate;
             }
 
-            if (!upstream.FollowsDirectly(last))
-                throw new SequenceGapException(upstream.ConnectionId, last, upstream.Seq, outboxPending: false);
-
-            // Replies of the previous event not sent yet: wait, so replies leave in event order.
-            if (await HasPendingRepliesAsync(connection, transaction, upstream.ConnectionId, cancellationToken))
-                throw new SequenceGapException(upstream.ConnectionId, last, upstream.Seq, outboxPending: true);
+            EnsureNext(upstream, last, pending);
 
             var context = new GatewayEventContext(connection, transaction, upstream, time);
             await apply(context);
@@ -51,22 +52,30 @@ public sealed partial class UpstreamEventProcessor(SqliteStore store, Outbox out
         return Outcome.Applied;
     }
 
-    private static async Task<long> LastAppliedAsync(SqliteConnection connection, SqliteTransaction transaction, string connectionId, CancellationToken cancellationToken)
+    private static void EnsureNext(UpstreamEvent upstream, long last, bool repliesPending)
     {
-        await using var command = connection.CreateCommand();
-        command.Transaction = transaction;
-        command.CommandText = "SELECT last_seq FROM gateway_connections WHERE connection_id = $c";
-        command.Parameters.AddWithValue("$c", connectionId);
-        return await command.ExecuteScalarAsync(cancellationToken) is long last ? last : 0;
+        if (!upstream.FollowsDirectly(last))
+            throw new SequenceGapException(upstream.ConnectionId, last, upstream.Seq, outboxPending: false);
+
+        // Replies of the previous event not sent yet: wait, so replies leave in event order.
+        if (repliesPending)
+            throw new SequenceGapException(upstream.ConnectionId, last, upstream.Seq, outboxPending: true);
     }
 
-    private static async Task<bool> HasPendingRepliesAsync(SqliteConnection connection, SqliteTransaction transaction, string connectionId, CancellationToken cancellationToken)
+    /// <summary>The connection's last applied seq, and whether replies of it still wait in the outbox.</summary>
+    private static async Task<(long LastSeq, bool RepliesPending)> ProgressAsync(
+        SqliteConnection connection, SqliteTransaction? transaction, string connectionId, CancellationToken cancellationToken)
     {
         await using var command = connection.CreateCommand();
         command.Transaction = transaction;
-        command.CommandText = "SELECT EXISTS (SELECT 1 FROM gateway_outbox WHERE connection_id = $c)";
+        command.CommandText = """
+            SELECT (SELECT last_seq FROM gateway_connections WHERE connection_id = $c),
+                   EXISTS (SELECT 1 FROM gateway_outbox WHERE connection_id = $c)
+            """;
         command.Parameters.AddWithValue("$c", connectionId);
-        return await command.ExecuteScalarAsync(cancellationToken) is long exists && exists != 0;
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.IsDBNull(0) ? 0 : reader.GetInt64(0), reader.GetInt64(1) != 0);
     }
 
     private static async Task MarkAppliedAsync(GatewayEventContext context, UpstreamEvent upstream, CancellationToken cancellationToken)

@@ -1,0 +1,60 @@
+using MassTransit;
+using SocketStarter.Messages;
+using SocketStarter.Tests.Infrastructure;
+
+namespace SocketStarter.Tests.Gateway;
+
+public sealed class Redelivered_events
+{
+    [Test]
+    public async Task An_event_republished_with_the_same_seq_has_one_effect()
+    {
+        await using var system = await TestSystem.CreateAsync();
+        var hub = await system.StartHubAsync();
+        // One at a time, so the marker below is processed after both copies.
+        await system.StartWorkerAsync(new Dictionary<string, string?> { ["Worker:ConcurrentMessageLimit"] = "1" });
+
+        var ada = await system.ConnectAsync(hub);
+        await ada.SignInAsync("Ada");
+        await ada.JoinAsync("echo");
+        var seq = await ada.SendAsync("say", new { room = "echo", text = "only once" });
+        await ada.WaitForAsync("message", p => p.GetProperty("text").GetString() == "only once");
+
+        // The same upstream event again, as a broker redelivery or a hub retry would bring it.
+        var bus = Bus.Factory.CreateUsingRabbitMq(cfg => cfg.Host(system.BrokerUri));
+        await bus.StartAsync();
+        try
+        {
+            var endpoint = await bus.GetSendEndpoint(new Uri("exchange:chat-worker"));
+            var copy = new ClientMessage
+            {
+                ConnectionId = ada.ConnectionId!,
+                HubInstanceId = "test",
+                Seq = seq,
+                Type = "say",
+                Payload = System.Text.Json.JsonSerializer.SerializeToElement(new { room = "echo", text = "only once" }),
+                ReceivedAt = DateTimeOffset.UtcNow,
+            };
+            await endpoint.Send(copy);
+            await endpoint.Send(copy);
+        }
+        finally
+        {
+            await bus.StopAsync();
+        }
+
+        await ada.SendAsync("say", new { room = "echo", text = "marker" });
+        await ada.WaitForAsync("message", p => p.GetProperty("text").GetString() == "marker");
+
+        var cy = await system.ConnectAsync(hub);
+        await cy.SignInAsync("Cy");
+        var history = (await cy.JoinAsync("echo")).GetProperty("history").EnumerateArray()
+            .Select(h => h.GetProperty("text").GetString()).ToList();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(history, Is.EqualTo(new[] { "only once", "marker" }), "stored once");
+            Assert.That(ada.Messages("echo").Select(m => m.Text), Is.EqualTo(new[] { "only once", "marker" }), "delivered once");
+        });
+    }
+}

@@ -1,0 +1,44 @@
+using SocketStarter.Tests.Infrastructure;
+
+namespace SocketStarter.Tests.Gateway;
+
+public sealed class Stopping_a_worker
+{
+    [Test]
+    public async Task Events_sent_meanwhile_are_processed_by_the_next_worker_and_no_client_drops()
+    {
+        await using var system = await TestSystem.CreateAsync();
+        var hub = await system.StartHubAsync();
+        var worker = await system.StartWorkerAsync();
+
+        var ada = await system.ConnectAsync(hub);
+        var bob = await system.ConnectAsync(hub);
+        await ada.SignInAsync("Ada");
+        await bob.SignInAsync("Bob");
+        await ada.JoinAsync("deploy");
+        await bob.JoinAsync("deploy");
+
+        // Stopped while events are in flight: it finishes what it holds and leaves the rest queued.
+        var before = Enumerable.Range(1, 20).Select(i => ada.SendAsync("say", new { room = "deploy", text = $"before {i}" })).ToList();
+        await Task.WhenAll(before);
+        await system.StopAsync(worker);
+
+        for (var i = 1; i <= 20; i++)
+            await bob.SendAsync("say", new { room = "deploy", text = $"while down {i}" });
+        await Wait.UntilAsync(async () => (await system.Broker.QueueDepthAsync(system.VirtualHost, "chat-worker")).Ready >= 20,
+            "the broker reports the 20 events waiting in the queue");
+
+        await system.StartWorkerAsync();
+        await Wait.UntilAsync(() => ada.Messages("deploy").Count >= 40 && bob.Messages("deploy").Count >= 40, "every message reached both clients");
+
+        var texts = ada.Messages("deploy").Select(m => m.Text).ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(texts, Has.Count.EqualTo(40).And.Unique, "nothing lost, nothing doubled");
+            Assert.That(texts.Where(t => t.StartsWith("before", StringComparison.Ordinal)), Is.EqualTo(Enumerable.Range(1, 20).Select(i => $"before {i}")));
+            Assert.That(texts.Where(t => t.StartsWith("while", StringComparison.Ordinal)), Is.EqualTo(Enumerable.Range(1, 20).Select(i => $"while down {i}")));
+            Assert.That(bob.Messages("deploy").Select(m => m.Text), Is.EqualTo(texts));
+            Assert.That(ada.TimesClosed + bob.TimesClosed, Is.Zero, "no client was disconnected");
+        });
+    }
+}

@@ -1,0 +1,142 @@
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using DotNet.Testcontainers.Builders;
+using Testcontainers.RabbitMq;
+
+namespace SocketStarter.Tests.Infrastructure;
+
+/// <summary>
+/// The one RabbitMQ of a test run: <c>RABBITMQ_URI</c> (with <c>RABBITMQ_MANAGEMENT_URI</c>) when
+/// set; else a Testcontainers broker when a Docker engine answers; else a private node of the OS
+/// package, started on free ports by <c>scripts/rabbitmq-node</c> with its data in a temp folder.
+/// Tests isolate themselves with a virtual host each.
+/// </summary>
+public sealed class Broker : IAsyncDisposable
+{
+    private readonly HttpClient _management;
+    private readonly Func<ValueTask> _dispose;
+
+    private Broker(Uri amqp, Uri management, string kind, Func<ValueTask> dispose)
+    {
+        Amqp = amqp;
+        Kind = kind;
+        _dispose = dispose;
+        var credentials = Uri.UnescapeDataString(management.UserInfo);
+        _management = new HttpClient { BaseAddress = new Uri(management.GetLeftPart(UriPartial.Authority) + "/api/") };
+        _management.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(credentials)));
+    }
+
+    public Uri Amqp { get; }
+    public string Kind { get; }
+
+    /// <summary>Set for a private node: what restarts it in place.</summary>
+    public string? NodeDirectory { get; private init; }
+
+    public static async Task<Broker> StartAsync()
+    {
+        var given = Environment.GetEnvironmentVariable("RABBITMQ_URI");
+        if (!string.IsNullOrWhiteSpace(given))
+        {
+            var amqp = new Uri(given);
+            var management = Environment.GetEnvironmentVariable("RABBITMQ_MANAGEMENT_URI") is { Length: > 0 } m
+                ? new Uri(m)
+                : new UriBuilder("http", amqp.Host, 15672) { UserName = amqp.UserInfo.Split(':')[0], Password = amqp.UserInfo.Split(':').ElementAtOrDefault(1) }.Uri;
+            return new Broker(amqp, management, "RABBITMQ_URI", () => ValueTask.CompletedTask);
+        }
+
+        var container = await TryStartContainerAsync();
+        if (container is not null)
+        {
+            var amqp = new Uri(container.GetConnectionString());
+            var management = new UriBuilder("http", container.Hostname, container.GetMappedPublicPort(15672))
+            {
+                UserName = amqp.UserInfo.Split(':')[0],
+                Password = amqp.UserInfo.Split(':')[1],
+            }.Uri;
+            return new Broker(amqp, management, "Testcontainers", container.DisposeAsync);
+        }
+
+        var directory = Path.Combine(Path.GetTempPath(), $"socketstarter-rabbit-{Guid.NewGuid():N}");
+        var lines = await RunNodeScriptAsync("start", directory);
+        return new Broker(new Uri(lines["AMQP_URI"]), new Uri(lines["MANAGEMENT_URI"]), "private rabbitmq-server node", async () =>
+        {
+            await RunNodeScriptAsync("stop", directory);
+            try { Directory.Delete(directory, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        })
+        { NodeDirectory = directory };
+    }
+
+    /// <summary>A virtual host for one test; its URI for services and clients.</summary>
+    public async Task<Uri> CreateVirtualHostAsync(string name)
+    {
+        (await _management.PutAsJsonAsync($"vhosts/{name}", new { })).EnsureSuccessStatusCode();
+        var user = Uri.UnescapeDataString(Amqp.UserInfo.Split(':')[0]);
+        (await _management.PutAsJsonAsync($"permissions/{name}/{user}", new { configure = ".*", write = ".*", read = ".*" })).EnsureSuccessStatusCode();
+        return new UriBuilder(Amqp) { Path = "/" + name }.Uri;
+    }
+
+    /// <summary>Deletes a virtual host; the broker closes every connection to it.</summary>
+    public async Task DeleteVirtualHostAsync(string name)
+    {
+        var response = await _management.DeleteAsync($"vhosts/{name}");
+        if (response.StatusCode != System.Net.HttpStatusCode.NotFound)
+            response.EnsureSuccessStatusCode();
+    }
+
+    /// <summary>Messages in a queue, ready and unacknowledged, as the management API reports them.</summary>
+    public async Task<(long Ready, long Unacknowledged)> QueueDepthAsync(string vhost, string queue)
+    {
+        var response = await _management.GetAsync($"queues/{vhost}/{Uri.EscapeDataString(queue)}");
+        if (response.StatusCode == System.Net.HttpStatusCode.NotFound)
+            return (0, 0);
+        response.EnsureSuccessStatusCode();
+        var json = await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>();
+        long Read(string p) => json.TryGetProperty(p, out var v) && v.ValueKind == System.Text.Json.JsonValueKind.Number ? v.GetInt64() : 0;
+        return (Read("messages_ready"), Read("messages_unacknowledged"));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _management.Dispose();
+        await _dispose();
+    }
+
+    private static async Task<RabbitMqContainer?> TryStartContainerAsync()
+    {
+        try
+        {
+            var container = new RabbitMqBuilder("rabbitmq:3.13-management")
+                .WithPortBinding(15672, true)
+                .Build();
+            await container.StartAsync();
+            return container;
+        }
+        catch (DockerUnavailableException)
+        {
+            return null;
+        }
+    }
+
+    private static async Task<Dictionary<string, string>> RunNodeScriptAsync(string command, string directory)
+    {
+        var script = Path.Combine(RepositoryRoot.Path, "scripts", "rabbitmq-node");
+        var start = new ProcessStartInfo("bash", [script, command, directory])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        if (process.ExitCode != 0)
+            throw new InvalidOperationException($"scripts/rabbitmq-node {command} failed ({process.ExitCode}): {await stderr}");
+
+        return (await stdout).Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => l.Split('=', 2))
+            .Where(p => p.Length == 2)
+            .ToDictionary(p => p[0], p => p[1]);
+    }
+}

@@ -1,0 +1,97 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.Connections;
+using Microsoft.AspNetCore.SignalR.Client;
+
+namespace SocketStarter.Tests.Infrastructure;
+
+/// <summary>A real SignalR client over a real WebSocket, recording every event it receives.</summary>
+public sealed class ChatClient : IAsyncDisposable
+{
+    private readonly HubConnection _connection;
+    private readonly List<(string Type, JsonElement Payload)> _events = [];
+    private int _closed;
+
+    private ChatClient(HubConnection connection)
+    {
+        _connection = connection;
+        _connection.On<string, JsonElement>("Event", (type, payload) =>
+        {
+            lock (_events)
+                _events.Add((type, payload.Clone()));
+        });
+        _connection.Closed += _ =>
+        {
+            Interlocked.Increment(ref _closed);
+            return Task.CompletedTask;
+        };
+    }
+
+    /// <summary>How often this client's connection closed; stays 0 when nothing dropped it.</summary>
+    public int TimesClosed => Volatile.Read(ref _closed);
+
+    public string? ConnectionId => _connection.ConnectionId;
+
+    public HubConnectionState State => _connection.State;
+
+    public static async Task<ChatClient> ConnectAsync(Uri hubUrl)
+    {
+        var connection = new HubConnectionBuilder()
+            .WithUrl(hubUrl, o =>
+            {
+                o.Transports = HttpTransportType.WebSockets;
+                o.SkipNegotiation = true;
+            })
+            .Build();
+        var client = new ChatClient(connection);
+        await connection.StartAsync();
+        return client;
+    }
+
+    /// <summary>The gateway's one method: resolves to the event's seq once the broker confirmed it.</summary>
+    public Task<long> SendAsync(string type, object? payload) => _connection.InvokeAsync<long>("Send", type, payload);
+
+    public IReadOnlyList<JsonElement> Events(string type)
+    {
+        lock (_events)
+            return _events.Where(e => e.Type == type).Select(e => e.Payload).ToList();
+    }
+
+    public async Task<JsonElement> WaitForAsync(string type, Func<JsonElement, bool>? match = null, TimeSpan? timeout = null)
+    {
+        JsonElement found = default;
+        await Wait.UntilAsync(() =>
+        {
+            var hit = Events(type).Where(p => match?.Invoke(p) ?? true).Take(1).ToList();
+            if (hit.Count > 0)
+                found = hit[0];
+            return hit.Count > 0;
+        }, $"a '{type}' event arrives", timeout);
+        return found;
+    }
+
+    public async Task<JsonElement> SignInAsync(string name)
+    {
+        await SendAsync("signIn", new { name });
+        return await WaitForAsync("signedIn");
+    }
+
+    public async Task<JsonElement> JoinAsync(string room)
+    {
+        await SendAsync("join", new { room });
+        return await WaitForAsync("joined", p => p.GetProperty("room").GetString() == room);
+    }
+
+    /// <summary>The <c>error</c> event caused by the event with this seq.</summary>
+    public Task<JsonElement> WaitForErrorAsync(long seq) =>
+        WaitForAsync("error", p => p.TryGetProperty("seq", out var s) && s.GetInt64() == seq);
+
+    /// <summary>Texts of the room's <c>message</c> events, ordered by the room's seq.</summary>
+    public List<(long Seq, string From, string Text)> Messages(string room) =>
+        Events("message")
+            .Where(p => p.GetProperty("room").GetString() == room)
+            .Select(p => (p.GetProperty("seq").GetInt64(), p.GetProperty("from").GetString()!, p.GetProperty("text").GetString()!))
+            .OrderBy(m => m.Item1)
+            .ToList();
+
+    public ValueTask DisposeAsync() => _connection.DisposeAsync();
+}
