@@ -8,7 +8,7 @@ public sealed class WorkerOptions
     public const string Section = "Worker";
 
     /// <summary>The durable quorum queue the hubs send every client event to.</summary>
-    [Required, RegularExpression("^[A-Za-z0-9_.:-]{1,200}$", ErrorMessage = "Worker:Queue must be a queue name (letters, digits, '.', '_', ':' or '-').")]
+    [Required(ErrorMessage = "Worker:Queue must name the queue to consume."), RegularExpression("^[A-Za-z0-9_.:-]{1,200}$", ErrorMessage = "Worker:Queue must be a queue name (letters, digits, '.', '_', ':' or '-').")]
     public string Queue { get; set; } = "chat-worker";
 
     /// <summary>Messages the broker hands this worker ahead of processing.</summary>
@@ -23,7 +23,7 @@ public sealed class WorkerOptions
     [Range(0, 100, ErrorMessage = "Worker:RetryLimit must be between 0 and 100.")]
     public int RetryLimit { get; set; } = 5;
 
-    /// <summary>How long an event may wait for its predecessor before it is parked in the error queue.</summary>
+    /// <summary>How long an event may wait for its predecessor without progress before the missing seqs are given up.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00", ErrorMessage = "Worker:GapWaitLimit must be between 00:00:01 and 1.00:00:00.")]
     public TimeSpan GapWaitLimit { get; set; } = TimeSpan.FromMinutes(5);
 }

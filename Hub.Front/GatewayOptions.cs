@@ -8,7 +8,7 @@ public sealed class GatewayOptions
     public const string Section = "Gateway";
 
     /// <summary>Id of this hub instance on the wire; unique per process unless set.</summary>
-    [Required, RegularExpression("^[A-Za-z0-9_.-]{1,64}$", ErrorMessage = "Gateway:InstanceId must be 1-64 letters, digits, '.', '_' or '-'.")]
+    [Required(ErrorMessage = "Gateway:InstanceId must not be empty."), RegularExpression("^[A-Za-z0-9_.-]{1,64}$", ErrorMessage = "Gateway:InstanceId must be 1-64 letters, digits, '.', '_' or '-'.")]
     public string InstanceId { get; set; } = Guid.NewGuid().ToString("N")[..12];
 
     /// <summary>

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using MassTransit;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.Extensions.Options;
 using SocketStarter.Messages;
@@ -14,9 +15,11 @@ namespace SocketStarter.HubFront;
 /// hub calls it, and so can a test without a socket.
 /// </summary>
 /// <remarks>
-/// A seq is never re-used. When a publish fails after it may have reached the broker, its seq is
-/// "voided": the next message of the connection lists it, so workers do not wait for it forever,
-/// and an in-doubt copy that did arrive is applied at most once, in its place.
+/// A connection opens even while the broker is away: its ClientConnected is then sent before its
+/// first event, and until the broker is back each Send fails with a clear error while the socket
+/// stays up. A seq is never re-used. When a publish fails after it may have reached the broker, its
+/// seq is "voided": the next message of the connection lists it, so workers do not wait for it
+/// forever; the in-doubt copy, if it did land, is applied at most once.
 /// </remarks>
 public sealed partial class UpstreamGateway(
     UpstreamPublisher publisher,
@@ -39,31 +42,23 @@ public sealed partial class UpstreamGateway(
     {
         var state = new ConnectionState(context);
         _connections[context.ConnectionId] = state;
+        metrics.ConnectionOpened();
+
+        await state.Gate.WaitAsync(cancellationToken);
         try
         {
-            if (!publisher.IsAvailable)
-                throw new BrokerUnavailableException("the broker is not connected");
-
-            await publisher.SendAsync(new ClientConnected
-            {
-                ConnectionId = context.ConnectionId,
-                HubInstanceId = _options.InstanceId,
-                Seq = 1,
-                UserId = context.UserIdentifier,
-                ConnectedAt = time.GetUtcNow(),
-            }, cancellationToken);
-            state.LastSeq = 1;
+            if (publisher.IsAvailable)
+                await RegisterAsync(state);
         }
-        catch (Exception ex) when (ex is not HubException)
+        catch (Exception ex)
         {
-            _connections.TryRemove(context.ConnectionId, out _);
-            metrics.Rejected(GatewayRejection.BrokerUnavailable);
-            LogConnectRefused(ex, context.ConnectionId);
-            throw GatewayRejection.Create(GatewayRejection.BrokerUnavailable, "the gateway cannot reach its broker; try again shortly.");
+            // Not a reason to refuse the socket: the next Send registers it, or fails clearly.
+            LogRegisterDeferred(ex, context.ConnectionId);
         }
-
-        metrics.ConnectionOpened();
-        LogConnected(context.ConnectionId, context.UserIdentifier);
+        finally
+        {
+            state.Gate.Release();
+        }
     }
 
     public async Task<long> AcceptAsync(string connectionId, string type, JsonElement payload)
@@ -77,14 +72,23 @@ public sealed partial class UpstreamGateway(
             throw Reject(GatewayRejection.PayloadTooLarge, $"payload is {size} bytes; the limit is {_options.MaxPayloadBytes}.");
 
         if (!_connections.TryGetValue(connectionId, out var state))
-            throw Reject(GatewayRejection.UnknownConnection, "this connection is not registered with the gateway; reconnect.");
+            throw Reject(GatewayRejection.UnknownConnection, "this connection is closing; reconnect.");
 
         await state.Gate.WaitAsync();
         try
         {
+            if (state.Closed)
+                throw Reject(GatewayRejection.UnknownConnection, "this connection is closing; reconnect.");
+
             // Known to be down: refuse without spending a seq.
             if (!publisher.IsAvailable)
                 throw Reject(GatewayRejection.BrokerUnavailable, "the broker is not connected; the event was not accepted. Try again shortly.");
+
+            if (!state.Registered)
+            {
+                try { await RegisterAsync(state); }
+                catch (Exception ex) { throw Failed(ex, connectionId, seq: 1); }
+            }
 
             var seq = state.LastSeq + 1;
             var message = new ClientMessage
@@ -108,10 +112,9 @@ public sealed partial class UpstreamGateway(
             {
                 state.LastSeq = seq;
                 state.Voided.Add(seq);
-                LogPublishFailed(ex, connectionId, seq);
                 if (state.Voided.Count >= MaxVoidedPerConnection)
                     state.Context.Abort();
-                throw Reject(GatewayRejection.BrokerUnavailable, "the broker did not confirm the event in time; it was not accepted. Try again shortly.");
+                throw Failed(ex, connectionId, seq);
             }
 
             state.LastSeq = seq;
@@ -134,7 +137,13 @@ public sealed partial class UpstreamGateway(
         await state.Gate.WaitAsync();
         try
         {
+            // An invocation still waiting for the gate must not publish after the last seq.
+            state.Closed = true;
+            if (!state.Registered)
+                return;
+
             var seq = state.LastSeq + 1;
+            state.LastSeq = seq;
             await publisher.SendAsync(new ClientDisconnected
             {
                 ConnectionId = connectionId,
@@ -161,6 +170,35 @@ public sealed partial class UpstreamGateway(
     public HubCallerContext? Find(string connectionId) =>
         _connections.TryGetValue(connectionId, out var state) ? state.Context : null;
 
+    /// <summary>Sends ClientConnected, seq 1. Safe to repeat: workers apply seq 1 once.</summary>
+    private async Task RegisterAsync(ConnectionState state)
+    {
+        await publisher.SendAsync(new ClientConnected
+        {
+            ConnectionId = state.Context.ConnectionId,
+            HubInstanceId = _options.InstanceId,
+            Seq = 1,
+            UserId = state.Context.UserIdentifier,
+            ConnectedAt = time.GetUtcNow(),
+        }, CancellationToken.None);
+        state.Registered = true;
+        state.LastSeq = 1;
+        LogConnected(state.Context.ConnectionId, state.Context.UserIdentifier);
+    }
+
+    private HubException Failed(Exception exception, string connectionId, long seq)
+    {
+        LogPublishFailed(exception, connectionId, seq);
+        return exception switch
+        {
+            MessageReturnedException => Reject(GatewayRejection.NotRouted,
+                $"no queue took the event: nothing consumes '{_options.UpstreamQueue}' yet. It was not accepted."),
+            OperationCanceledException => Reject(GatewayRejection.NotConfirmed,
+                "the broker did not confirm the event in time. It may still be applied; do not assume it was."),
+            _ => Reject(GatewayRejection.BrokerUnavailable, "the broker refused or lost the event; it was not accepted. Try again shortly."),
+        };
+    }
+
     private HubException Reject(string code, string message)
     {
         metrics.Rejected(code);
@@ -170,14 +208,14 @@ public sealed partial class UpstreamGateway(
     [GeneratedRegex("^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")]
     private static partial Regex TypePattern();
 
-    [LoggerMessage(LogLevel.Debug, "Connection {ConnectionId} opened for user {UserId}")]
+    [LoggerMessage(LogLevel.Debug, "Connection {ConnectionId} registered for user {UserId}")]
     private partial void LogConnected(string connectionId, string? userId);
 
     [LoggerMessage(LogLevel.Debug, "Connection {ConnectionId} closed at seq {Seq}")]
     private partial void LogDisconnected(string connectionId, long seq);
 
-    [LoggerMessage(LogLevel.Warning, "Connection {ConnectionId} refused: its ClientConnected was not confirmed")]
-    private partial void LogConnectRefused(Exception exception, string connectionId);
+    [LoggerMessage(LogLevel.Warning, "Connection {ConnectionId} opened while its ClientConnected could not be sent; it is sent with its first event")]
+    private partial void LogRegisterDeferred(Exception exception, string connectionId);
 
     [LoggerMessage(LogLevel.Warning, "Event {Seq} of connection {ConnectionId} was not confirmed; voided")]
     private partial void LogPublishFailed(Exception exception, string connectionId, long seq);
@@ -189,10 +227,9 @@ public sealed partial class UpstreamGateway(
     {
         public HubCallerContext Context { get; } = context;
         public SemaphoreSlim Gate { get; } = new(1, 1);
+        public bool Registered { get; set; }
+        public bool Closed { get; set; }
         public long LastSeq { get; set; }
         public List<long> Voided { get; } = [];
     }
 }
-
-/// <summary>The broker is known to be unreachable.</summary>
-public sealed class BrokerUnavailableException(string message) : Exception(message);

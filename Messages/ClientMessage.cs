@@ -18,7 +18,8 @@ public record ClientMessage
 
     /// <summary>
     /// Earlier seqs of this connection whose publish the hub could not confirm and reported to the
-    /// client as failed. They will never be re-sent; a worker treats them as applied with no effect.
+    /// client as failed. The hub never re-sends them, so workers do not wait for them; one that
+    /// reached the queue after all is applied at most once, and only before anything after it.
     /// </summary>
     public IReadOnlyList<long>? VoidedSeqs { get; init; }
 }

@@ -109,7 +109,7 @@ public sealed class ChatApplication : IGatewayApplication
             ("$r", room), ("$n", ChatRules.HistorySize));
         var lastSeq = (long)(await ScalarAsync(context, "SELECT last_seq FROM chat_rooms WHERE room = $r", ("$r", room)))!;
 
-        // Group first: any message committed after this snapshot reaches the client live.
+        // In the group before this snapshot commits: any message committed after it reaches the client live.
         await context.AddToGroupAsync(context.ConnectionId, ChatRules.Group(room));
         await context.SendToConnectionAsync(context.ConnectionId, "joined", new { room, members, history, lastSeq });
         if (isNew)

@@ -53,7 +53,14 @@ public sealed partial class UpstreamConsumer(
         }
         catch (SequenceGapException gap)
         {
-            await WaitForPredecessorAsync(context, gap);
+            if (await WaitForPredecessorAsync(context, gap))
+                return;
+
+            // No progress for Worker:GapWaitLimit: the missing events are lost (parked in the error
+            // queue, say). Give them up rather than stall the connection for good.
+            var missing = Enumerable.Range(1, (int)Math.Max(0, upstream.Seq - gap.LastApplied - 1)).Select(i => gap.LastApplied + i);
+            LogGivingUpPredecessors(upstream.ConnectionId, upstream.Seq, gap.LastApplied);
+            await processor.ProcessAsync(upstream with { VoidedSeqs = [.. upstream.VoidedSeqs ?? [], .. missing] }, apply, context, context.CancellationToken);
         }
         catch (Exception ex) when (ex is not OperationCanceledException && context.GetRetryAttempt() >= options.Value.RetryLimit)
         {
@@ -70,9 +77,9 @@ public sealed partial class UpstreamConsumer(
     /// prefetch buffer): a copy goes to the back of the queue and this delivery is acknowledged. A
     /// duplicate copy is harmless: the seq check skips it. While the connection makes progress the
     /// copy goes back at once; when it stops moving, pauses grow, and after Worker:GapWaitLimit
-    /// without progress the event goes to the error queue.
+    /// without progress it stops waiting (returns false).
     /// </summary>
-    private async Task WaitForPredecessorAsync<T>(ConsumeContext<T> context, SequenceGapException gap) where T : class
+    private async Task<bool> WaitForPredecessorAsync<T>(ConsumeContext<T> context, SequenceGapException gap) where T : class
     {
         var now = time.GetUtcNow();
         var progressed = ReadHeader(context, LastAppliedHeader) is not { } seenBefore || gap.LastApplied > seenBefore;
@@ -80,7 +87,7 @@ public sealed partial class UpstreamConsumer(
         var attempt = progressed ? 0 : (int)(ReadHeader(context, WaitAttemptHeader) ?? 0);
 
         if (now - since > options.Value.GapWaitLimit)
-            throw new SequenceGapTimeoutException($"{gap.Message} No progress for {now - since:g}, longer than Worker:GapWaitLimit.");
+            return false;
 
         if (attempt >= ImmediateAttempts)
         {
@@ -91,12 +98,15 @@ public sealed partial class UpstreamConsumer(
         var endpoint = await context.GetSendEndpoint(context.ReceiveContext.InputAddress);
         await endpoint.Send(context.Message, send =>
         {
+            if (send is RabbitMqSendContext rabbit)
+                rabbit.Mandatory = true;
             send.Headers.Set(WaitingSinceHeader, since.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture));
             send.Headers.Set(WaitAttemptHeader, (attempt + 1).ToString(CultureInfo.InvariantCulture));
             send.Headers.Set(LastAppliedHeader, gap.LastApplied.ToString(CultureInfo.InvariantCulture));
         }, context.CancellationToken);
 
         LogWaiting(gap.ConnectionId, gap.Seq, gap.LastApplied, attempt, gap.Message);
+        return true;
     }
 
     private static long? ReadHeader(ConsumeContext context, string name) =>
@@ -104,6 +114,9 @@ public sealed partial class UpstreamConsumer(
 
     [LoggerMessage(LogLevel.Debug, "Connection {ConnectionId}: seq {Seq} waits for its predecessor (last applied {LastSeq}, attempt {Attempt}): {Reason}")]
     private partial void LogWaiting(string connectionId, long seq, long lastSeq, int attempt, string reason);
+
+    [LoggerMessage(LogLevel.Error, "Connection {ConnectionId}: seq {Seq} waited longer than Worker:GapWaitLimit; the seqs after {LastSeq} before it are given up")]
+    private partial void LogGivingUpPredecessors(string connectionId, long seq, long lastSeq);
 
     [LoggerMessage(LogLevel.Error, "Connection {ConnectionId}: seq {Seq} failed after every retry; skipped and moved to the error queue")]
     private partial void LogGivingUp(Exception exception, string connectionId, long seq);

@@ -31,10 +31,7 @@ public sealed class UpstreamConsumerDefinition : ConsumerDefinition<UpstreamCons
         if (_options.RetryLimit > 0)
         {
             endpointConfigurator.UseMessageRetry(r =>
-            {
-                r.Intervals(Enumerable.Range(1, _options.RetryLimit).Select(i => TimeSpan.FromMilliseconds(100 * i)).ToArray());
-                r.Ignore<SequenceGapTimeoutException>();
-            });
+                r.Intervals(Enumerable.Range(1, _options.RetryLimit).Select(i => TimeSpan.FromMilliseconds(100 * i)).ToArray()));
         }
 
         // One connection's events in this worker go one at a time, in the order they arrived, so

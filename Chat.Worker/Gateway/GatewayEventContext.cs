@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
+using MassTransit;
 using SocketStarter.Messages;
 
 namespace SocketStarter.ChatWorker.Gateway;
@@ -9,7 +10,13 @@ namespace SocketStarter.ChatWorker.Gateway;
 /// to the outbox in the same transaction and published after commit, so a crash between commit
 /// and publish loses no reply.
 /// </summary>
-public sealed class GatewayEventContext(SqliteConnection connection, SqliteTransaction transaction, UpstreamEvent upstream, TimeProvider time)
+public sealed class GatewayEventContext(
+    SqliteConnection connection,
+    SqliteTransaction transaction,
+    UpstreamEvent upstream,
+    IPublishEndpoint publisher,
+    TimeProvider time,
+    CancellationToken cancellationToken)
 {
     public string ConnectionId => upstream.ConnectionId;
     public string HubInstanceId => upstream.HubInstanceId;
@@ -39,8 +46,15 @@ public sealed class GatewayEventContext(SqliteConnection connection, SqliteTrans
             Payload = ToElement(payload),
         });
 
+    /// <summary>
+    /// Adds the connection to the group at once, before this event commits: every reply another
+    /// event commits after this one is published later, so it finds the connection in the group.
+    /// (Through the outbox, a reply of a later event, flushed by another worker, could overtake
+    /// it.) Should this event roll back, the connection is in a group early, which the retry needs
+    /// anyway.
+    /// </summary>
     public Task AddToGroupAsync(string connectionId, string group) =>
-        EnqueueAsync(new AddToGroup { ConnectionId = connectionId, Group = group });
+        publisher.Publish(new AddToGroup { ConnectionId = connectionId, Group = group }, cancellationToken);
 
     public Task RemoveFromGroupAsync(string connectionId, string group) =>
         EnqueueAsync(new RemoveFromGroup { ConnectionId = connectionId, Group = group });
@@ -54,7 +68,7 @@ public sealed class GatewayEventContext(SqliteConnection connection, SqliteTrans
             "INSERT INTO gateway_outbox (connection_id, seq, message_type, body, created_at) VALUES ($c, $s, $t, $b, $at)",
             ("$c", upstream.ConnectionId), ("$s", upstream.Seq), ("$t", typeof(T).Name),
             ("$b", JsonSerializer.Serialize(command, Outbox.Json)), ("$at", Now.ToString("O")));
-        await insert.ExecuteNonQueryAsync();
+        await insert.ExecuteNonQueryAsync(cancellationToken);
     }
 
     private static JsonElement ToElement(object payload) => JsonSerializer.SerializeToElement(payload, Outbox.Json);

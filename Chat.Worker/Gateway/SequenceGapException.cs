@@ -13,6 +13,3 @@ public sealed class SequenceGapException(string connectionId, long lastApplied, 
     public long LastApplied { get; } = lastApplied;
     public long Seq { get; } = seq;
 }
-
-/// <summary>An event waited longer than Worker:GapWaitLimit for its predecessor.</summary>
-public sealed class SequenceGapTimeoutException(string message) : Exception(message);

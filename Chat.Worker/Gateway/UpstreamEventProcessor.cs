@@ -42,7 +42,7 @@ public sealed partial class UpstreamEventProcessor(SqliteStore store, Outbox out
 
             EnsureNext(upstream, last, pending);
 
-            var context = new GatewayEventContext(connection, transaction, upstream, time);
+            var context = new GatewayEventContext(connection, transaction, upstream, publisher, time, cancellationToken);
             await apply(context);
             await MarkAppliedAsync(context, upstream, cancellationToken);
             await transaction.CommitAsync(cancellationToken);

@@ -15,6 +15,6 @@ public sealed class StoreOptions
     /// SQLite's synchronous mode. FULL syncs each commit, so an acknowledged event survives even
     /// power loss; NORMAL survives process kills only, and is faster.
     /// </summary>
-    [Required, RegularExpression("^(FULL|NORMAL)$", ErrorMessage = "Store:Synchronous must be FULL or NORMAL.")]
+    [Required(ErrorMessage = "Store:Synchronous must be FULL or NORMAL."), RegularExpression("^(FULL|NORMAL)$", ErrorMessage = "Store:Synchronous must be FULL or NORMAL.")]
     public string Synchronous { get; set; } = "FULL";
 }

@@ -30,12 +30,46 @@ public sealed class Losing_the_broker
             failures.Add(ex!.Message);
         }
 
+        // A client that connects now is let in, and told clearly why its events are refused.
+        var latecomer = await system.ConnectAsync(hub);
+        var refused = Assert.ThrowsAsync<HubException>(() => latecomer.SendAsync("signIn", new { name = "Late" }));
+
         Assert.Multiple(() =>
         {
-            Assert.That(failures, Has.All.Contains("broker_unavailable"));
+            Assert.That(failures, Has.All.Match("broker_unavailable|not_confirmed"));
+            Assert.That(refused!.Message, Does.Match("broker_unavailable|not_confirmed"));
             Assert.That(client.State, Is.EqualTo(Microsoft.AspNetCore.SignalR.Client.HubConnectionState.Connected));
-            Assert.That(client.TimesClosed, Is.Zero);
+            Assert.That(latecomer.State, Is.EqualTo(Microsoft.AspNetCore.SignalR.Client.HubConnectionState.Connected));
+            Assert.That(client.TimesClosed + latecomer.TimesClosed, Is.Zero);
         });
         TestContext.Out.WriteLine($"3 sends failed in {clock.ElapsedMilliseconds} ms");
+    }
+
+    [Test]
+    public async Task An_event_no_queue_took_is_refused_and_leaves_no_gap_behind()
+    {
+        await using var system = await TestSystem.CreateAsync();
+        var hub = await system.StartHubAsync();
+        var worker = await system.StartWorkerAsync();
+        var client = await system.ConnectAsync(hub);
+        await client.SignInAsync("Ada");
+        await client.JoinAsync("gap");
+
+        // Nothing consumes, and the queue is gone: the broker returns what the hub sends.
+        await system.StopAsync(worker);
+        await system.Broker.DeleteQueueAsync(system.VirtualHost, "chat-worker");
+        var refused = Assert.ThrowsAsync<HubException>(() => client.SendAsync("say", new { room = "gap", text = "lost" }));
+
+        // A new worker declares the queue again; the refused seq is voided, so the next event goes through.
+        await system.StartWorkerAsync();
+        await client.SendAsync("say", new { room = "gap", text = "after" });
+        await client.WaitForAsync("message", p => p.GetProperty("text").GetString() == "after");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(refused!.Message, Does.Contain("not_routed"));
+            Assert.That(client.Messages("gap").Select(m => m.Text), Is.EqualTo(new[] { "after" }));
+            Assert.That(client.TimesClosed, Is.Zero);
+        });
     }
 }

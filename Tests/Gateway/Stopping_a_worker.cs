@@ -42,3 +42,36 @@ public sealed class Stopping_a_worker
         });
     }
 }
+
+public sealed class Terminating_a_worker_process
+{
+    [Test]
+    public async Task With_SIGTERM_it_finishes_in_flight_events_exits_cleanly_and_loses_nothing()
+    {
+        await using var system = await TestSystem.CreateAsync();
+        var hub = await system.StartHubAsync();
+        await using var worker = await ServiceProcess.StartAsync("Chat.Worker.dll", system.Settings(), system.Directory);
+
+        var ada = await system.ConnectAsync(hub);
+        await ada.SignInAsync("Ada");
+        await ada.JoinAsync("sigterm");
+        var sends = Enumerable.Range(1, 100).Select(i => ada.SendAsync("say", new { room = "sigterm", text = $"m{i}" })).ToList();
+        await Task.WhenAll(sends);
+        // Terminated while it works through the burst.
+        await ada.WaitForAsync("message", p => p.GetProperty("text").GetString() == "m1");
+        worker.Terminate();
+        await worker.WaitForExitAsync(TimeSpan.FromSeconds(40));
+        var deliveredBeforeExit = ada.Messages("sigterm").Count;
+
+        await system.StartWorkerAsync();
+        await Wait.UntilAsync(() => ada.Messages("sigterm").Count >= 100, "all 100 messages arrived");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(worker.ExitCode, Is.Zero, worker.Output);
+            Assert.That(ada.Messages("sigterm").Select(m => m.Text), Is.EqualTo(Enumerable.Range(1, 100).Select(i => $"m{i}")));
+            Assert.That(ada.TimesClosed, Is.Zero);
+        });
+        TestContext.Out.WriteLine($"{deliveredBeforeExit} of 100 delivered before the terminated worker exited");
+    }
+}

@@ -85,6 +85,10 @@ public sealed class Broker : IAsyncDisposable
             response.EnsureSuccessStatusCode();
     }
 
+    /// <summary>Deletes a queue with whatever it holds, as an operator could.</summary>
+    public async Task DeleteQueueAsync(string vhost, string queue) =>
+        (await _management.DeleteAsync($"queues/{vhost}/{Uri.EscapeDataString(queue)}")).EnsureSuccessStatusCode();
+
     /// <summary>Messages in a queue, ready and unacknowledged, as the management API reports them.</summary>
     public async Task<(long Ready, long Unacknowledged)> QueueDepthAsync(string vhost, string queue)
     {

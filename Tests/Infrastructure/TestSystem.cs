@@ -44,32 +44,51 @@ public sealed class TestSystem : IAsyncDisposable
 
     public async Task<Uri> StartHubAsync(IDictionary<string, string?>? settings = null)
     {
-        var all = new Dictionary<string, string?> { ["Gateway:UpstreamQueue"] = "chat-worker" };
-        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
-            all[key] = value;
-
-        var builder = CreateBuilder(typeof(GatewayHub), all);
-        builder.AddServiceDefaults(GatewayMetrics.MeterName);
-        builder.AddGateway();
-        var app = builder.Build();
-        app.MapDefaultEndpoints();
-        app.MapGateway();
-        var address = await StartAsync(app);
+        var address = await StartAsync(BuildHub(Settings(settings), Directory));
         return new Uri(address, GatewayHub.Path);
     }
 
     public async Task<WebApplication> StartWorkerAsync(IDictionary<string, string?>? settings = null)
     {
-        var all = new Dictionary<string, string?> { ["Store:Path"] = StorePath };
-        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
-            all[key] = value;
+        var app = BuildWorker(Settings(settings), Directory);
+        await StartAsync(app);
+        return app;
+    }
 
-        var builder = CreateBuilder(typeof(WorkerOptions), all);
+    /// <summary>This system's settings for a service: broker, queue, store, then the test's own.</summary>
+    public Dictionary<string, string?> Settings(IDictionary<string, string?>? overrides = null)
+    {
+        var all = new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:rabbitmq"] = BrokerUri.ToString(),
+            ["Gateway:UpstreamQueue"] = "chat-worker",
+            ["Store:Path"] = StorePath,
+        };
+        foreach (var (key, value) in overrides ?? new Dictionary<string, string?>())
+            all[key] = value;
+        return all;
+    }
+
+    /// <summary>The hub as Hub.Front's Program.cs composes it, on a free loopback port.</summary>
+    public static WebApplication BuildHub(IDictionary<string, string?> settings, string? contentRoot = null)
+    {
+        var builder = CreateBuilder(typeof(GatewayHub), settings, contentRoot);
+        builder.AddServiceDefaults(GatewayMetrics.MeterName);
+        builder.AddGateway();
+        var app = builder.Build();
+        app.MapDefaultEndpoints();
+        app.MapGateway();
+        return app;
+    }
+
+    /// <summary>A worker as Chat.Worker's Program.cs composes it, on a free loopback port.</summary>
+    public static WebApplication BuildWorker(IDictionary<string, string?> settings, string? contentRoot = null)
+    {
+        var builder = CreateBuilder(typeof(WorkerOptions), settings, contentRoot);
         builder.AddServiceDefaults();
         builder.AddChatWorker();
         var app = builder.Build();
         app.MapDefaultEndpoints();
-        await StartAsync(app);
         return app;
     }
 
@@ -101,18 +120,15 @@ public sealed class TestSystem : IAsyncDisposable
         try { System.IO.Directory.Delete(Directory, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
-    private WebApplicationBuilder CreateBuilder(Type application, IDictionary<string, string?>? settings)
+    private static WebApplicationBuilder CreateBuilder(Type application, IDictionary<string, string?> settings, string? contentRoot)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
             ApplicationName = application.Assembly.GetName().Name,
-            ContentRootPath = Directory,
+            ContentRootPath = contentRoot ?? Path.GetTempPath(),
             EnvironmentName = "Testing",
         });
-        var all = new Dictionary<string, string?> { ["ConnectionStrings:rabbitmq"] = BrokerUri.ToString() };
-        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
-            all[key] = value;
-        builder.Configuration.AddInMemoryCollection(all);
+        builder.Configuration.AddInMemoryCollection(settings);
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true);

@@ -1,0 +1,66 @@
+using Microsoft.Extensions.Options;
+using SocketStarter.Tests.Infrastructure;
+
+namespace SocketStarter.Tests.Gateway;
+
+public sealed class Starting_with_bad_configuration
+{
+    private static readonly Dictionary<string, string?> Valid = new()
+    {
+        ["ConnectionStrings:rabbitmq"] = "amqp://guest:guest@127.0.0.1:1/",
+        ["Gateway:UpstreamQueue"] = "chat-worker",
+        ["Store:Path"] = Path.Combine(Path.GetTempPath(), $"config-{Guid.NewGuid():N}.db"),
+    };
+
+    [TestCase(null, "ConnectionStrings:rabbitmq is not set")]
+    [TestCase("not a uri", "ConnectionStrings:rabbitmq is not a broker URI")]
+    [TestCase("http://localhost:5672/", "ConnectionStrings:rabbitmq is not a broker URI")]
+    public void Stops_a_service_without_a_broker_address_naming_the_setting(string? value, string expected)
+    {
+        var settings = new Dictionary<string, string?>(Valid) { ["ConnectionStrings:rabbitmq"] = value };
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(() => TestSystem.BuildHub(settings), Throws.InvalidOperationException.With.Message.Contains(expected));
+            Assert.That(() => TestSystem.BuildWorker(settings), Throws.InvalidOperationException.With.Message.Contains(expected));
+        });
+    }
+
+    [TestCase("Gateway:UpstreamQueue", "")]
+    [TestCase("Gateway:UpstreamQueue", "has spaces")]
+    [TestCase("Gateway:MaxPayloadBytes", "0")]
+    [TestCase("Gateway:PublishTimeout", "00:10:00")]
+    [TestCase("Gateway:InstanceId", "no/slashes")]
+    public void Stops_the_hub_at_start_naming_the_setting(string setting, string value)
+    {
+        var ex = Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync(() => TestSystem.BuildHub(new Dictionary<string, string?>(Valid) { [setting] = value })));
+        Assert.That(ex!.Message, Does.Contain(setting));
+    }
+
+    [TestCase("Worker:Queue", "")]
+    [TestCase("Worker:PrefetchCount", "0")]
+    [TestCase("Worker:ConcurrentMessageLimit", "-1")]
+    [TestCase("Worker:GapWaitLimit", "00:00:00")]
+    [TestCase("Store:Synchronous", "SOMETIMES")]
+    public void Stops_the_worker_at_start_naming_the_setting(string setting, string value)
+    {
+        var ex = Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync(() => TestSystem.BuildWorker(new Dictionary<string, string?>(Valid) { [setting] = value })));
+        Assert.That(ex!.Message, Does.Contain(setting));
+    }
+
+    /// <summary>Builds and starts a service the way Program.cs does; validation may stop either step.</summary>
+    private static async Task StartAsync(Func<Microsoft.AspNetCore.Builder.WebApplication> build)
+    {
+        var app = build();
+        try
+        {
+            await app.StartAsync();
+            await app.StopAsync();
+        }
+        finally
+        {
+            try { await app.DisposeAsync(); }
+            catch (OptionsValidationException) { } // disposing resolves the same invalid options again
+        }
+    }
+}
