@@ -1,12 +1,19 @@
 using MassTransit;
+using SocketStarter.ChatWorker.Store;
 
 namespace SocketStarter.ChatWorker.Gateway;
 
-/// <summary>Now and then sends replies that no event processing flushed (see <see cref="Outbox.SweepAsync"/>).</summary>
-public sealed partial class OutboxSweeper(Outbox outbox, IBus bus, TimeProvider time, ILogger<OutboxSweeper> logger) : BackgroundService
+/// <summary>
+/// Now and then sends replies that no event processing flushed (see <see cref="Outbox.SweepAsync"/>),
+/// and forgets connections closed long ago.
+/// </summary>
+public sealed partial class OutboxSweeper(Outbox outbox, SqliteStore store, IBus bus, TimeProvider time, ILogger<OutboxSweeper> logger) : BackgroundService
 {
     private static readonly TimeSpan Period = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan MinimumAge = TimeSpan.FromSeconds(15);
+
+    // A closed connection's last seq turns late duplicates away; after a day none can come.
+    private static readonly TimeSpan ClosedRetention = TimeSpan.FromDays(1);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -16,12 +23,22 @@ public sealed partial class OutboxSweeper(Outbox outbox, IBus bus, TimeProvider 
             try
             {
                 await outbox.SweepAsync(MinimumAge, bus, stoppingToken);
+                await ForgetClosedConnectionsAsync(stoppingToken);
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {
                 LogSweepFailed(ex);
             }
         }
+    }
+
+    private async Task ForgetClosedConnectionsAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await store.OpenAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "DELETE FROM gateway_connections WHERE closed_at IS NOT NULL AND closed_at < $before";
+        command.Parameters.AddWithValue("$before", (time.GetUtcNow() - ClosedRetention).ToString("O"));
+        await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
     [LoggerMessage(LogLevel.Warning, "Outbox sweep failed; will try again")]

@@ -11,11 +11,9 @@ public sealed class Chatting_in_a_room
         var hub = await system.StartHubAsync();
         await system.StartWorkerAsync();
 
-        var ada = await system.ConnectAsync(hub);
+        var ada = await system.ConnectAsAsync(hub, "Ada", "lobby");
         var bob = await system.ConnectAsync(hub);
-        await ada.SignInAsync("Ada");
         await bob.SignInAsync("Bob");
-        await ada.JoinAsync("lobby");
         var bobJoined = await bob.JoinAsync("lobby");
         await ada.WaitForAsync("memberJoined", p => p.GetProperty("name").GetString() == "Bob");
 

@@ -14,9 +14,7 @@ public sealed class Firing_events_without_waiting
         for (var i = 0; i < 3; i++)
             await system.StartWorkerAsync(tight);
 
-        var listener = await system.ConnectAsync(hub);
-        await listener.SignInAsync("Listener");
-        await listener.JoinAsync("burst");
+        var listener = await system.ConnectAsAsync(hub, "Listener", "burst");
 
         var sender = await system.ConnectAsync(hub);
         var sends = new List<Task<long>>

@@ -11,9 +11,7 @@ public sealed class Joining_a_room_late
         var hub = await system.StartHubAsync();
         await system.StartWorkerAsync();
 
-        var ada = await system.ConnectAsync(hub);
-        await ada.SignInAsync("Ada");
-        await ada.JoinAsync("history");
+        var ada = await system.ConnectAsAsync(hub, "Ada", "history");
         for (var i = 1; i <= 55; i++)
             await ada.SendAsync("say", new { room = "history", text = $"message {i}" });
         await Wait.UntilAsync(() => ada.Messages("history").Count == 55, "Ada has her 55 messages");
@@ -46,12 +44,8 @@ public sealed class Joining_a_room_late
         var hub = await system.StartHubAsync();
         await system.StartWorkerAsync();
 
-        var ada = await system.ConnectAsync(hub);
-        var bob = await system.ConnectAsync(hub);
-        await ada.SignInAsync("Ada");
-        await bob.SignInAsync("Bob");
-        await ada.JoinAsync("exit");
-        await bob.JoinAsync("exit");
+        var ada = await system.ConnectAsAsync(hub, "Ada", "exit");
+        var bob = await system.ConnectAsAsync(hub, "Bob", "exit");
 
         await bob.SendAsync("leave", new { room = "exit" });
         await bob.WaitForAsync("left");

@@ -51,9 +51,7 @@ public sealed class Losing_the_broker
         await using var system = await TestSystem.CreateAsync();
         var hub = await system.StartHubAsync();
         var worker = await system.StartWorkerAsync();
-        var client = await system.ConnectAsync(hub);
-        await client.SignInAsync("Ada");
-        await client.JoinAsync("gap");
+        var client = await system.ConnectAsAsync(hub, "Ada", "gap");
 
         // Nothing consumes, and the queue is gone: the broker returns what the hub sends.
         await system.StopAsync(worker);

@@ -14,9 +14,7 @@ public sealed class Redelivered_events
         // One at a time, so the marker below is processed after both copies.
         await system.StartWorkerAsync(new Dictionary<string, string?> { ["Worker:ConcurrentMessageLimit"] = "1" });
 
-        var ada = await system.ConnectAsync(hub);
-        await ada.SignInAsync("Ada");
-        await ada.JoinAsync("echo");
+        var ada = await system.ConnectAsAsync(hub, "Ada", "echo");
         var seq = await ada.SendAsync("say", new { room = "echo", text = "only once" });
         await ada.WaitForAsync("message", p => p.GetProperty("text").GetString() == "only once");
 

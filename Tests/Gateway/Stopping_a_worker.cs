@@ -11,12 +11,8 @@ public sealed class Stopping_a_worker
         var hub = await system.StartHubAsync();
         var worker = await system.StartWorkerAsync();
 
-        var ada = await system.ConnectAsync(hub);
-        var bob = await system.ConnectAsync(hub);
-        await ada.SignInAsync("Ada");
-        await bob.SignInAsync("Bob");
-        await ada.JoinAsync("deploy");
-        await bob.JoinAsync("deploy");
+        var ada = await system.ConnectAsAsync(hub, "Ada", "deploy");
+        var bob = await system.ConnectAsAsync(hub, "Bob", "deploy");
 
         // Stopped while events are in flight: it finishes what it holds and leaves the rest queued.
         var before = Enumerable.Range(1, 20).Select(i => ada.SendAsync("say", new { room = "deploy", text = $"before {i}" })).ToList();

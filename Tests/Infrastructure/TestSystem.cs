@@ -107,6 +107,15 @@ public sealed class TestSystem : IAsyncDisposable
         return client;
     }
 
+    /// <summary>A client signed in as <paramref name="name"/> that joined <paramref name="room"/>.</summary>
+    public async Task<ChatClient> ConnectAsAsync(Uri hubUrl, string name, string room)
+    {
+        var client = await ConnectAsync(hubUrl);
+        await client.SignInAsync(name);
+        await client.JoinAsync(room);
+        return client;
+    }
+
     public async ValueTask DisposeAsync()
     {
         foreach (var client in _clients)
