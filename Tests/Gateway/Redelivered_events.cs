@@ -26,7 +26,7 @@ public sealed class Redelivered_events
             var endpoint = await bus.GetSendEndpoint(new Uri("exchange:chat-worker"));
             var copy = new ClientMessage
             {
-                ConnectionId = ada.ConnectionId!,
+                ConnectionId = ada.ConnectionId,
                 HubInstanceId = "test",
                 Seq = seq,
                 Type = "say",

@@ -19,6 +19,7 @@ public sealed class ChatClient : IAsyncDisposable
             lock (_events)
                 _events.Add((type, payload.Clone()));
         });
+        _connection.On<string>("Closing", reason => ClosingReason = reason);
         _connection.Closed += _ =>
         {
             Interlocked.Increment(ref _closed);
@@ -29,18 +30,18 @@ public sealed class ChatClient : IAsyncDisposable
     /// <summary>How often this client's connection closed; stays 0 when nothing dropped it.</summary>
     public int TimesClosed => Volatile.Read(ref _closed);
 
-    public string? ConnectionId => _connection.ConnectionId;
+    public string ConnectionId => _connection.ConnectionId ?? throw new InvalidOperationException("Not connected.");
+
+    /// <summary>The reason the application gave when it closed this connection.</summary>
+    public string? ClosingReason { get; private set; }
 
     public HubConnectionState State => _connection.State;
 
     public static async Task<ChatClient> ConnectAsync(Uri hubUrl)
     {
         var connection = new HubConnectionBuilder()
-            .WithUrl(hubUrl, o =>
-            {
-                o.Transports = HttpTransportType.WebSockets;
-                o.SkipNegotiation = true;
-            })
+            // Negotiation gives the client its connection id, which tests address commands to.
+            .WithUrl(hubUrl, o => o.Transports = HttpTransportType.WebSockets)
             .Build();
         var client = new ChatClient(connection);
         await connection.StartAsync();
