@@ -29,6 +29,7 @@ public sealed partial class UpstreamConsumer(
     // Without progress, a few times straight back to the queue (the predecessor is usually being
     // applied right now), then pauses that grow, so a long wait does not spin.
     private const int ImmediateAttempts = 3;
+    private static readonly TimeSpan TurnWait = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan FirstPause = TimeSpan.FromMilliseconds(5);
     private static readonly TimeSpan LongestPause = TimeSpan.FromMilliseconds(200);
 
@@ -53,6 +54,15 @@ public sealed partial class UpstreamConsumer(
         }
         catch (SequenceGapException gap)
         {
+            // On first delivery the predecessor is usually being applied by another worker right now:
+            // wait briefly in place. The wait is bounded, so a predecessor queued behind this event in
+            // this worker's own buffer is delayed by at most that long, never starved. A copy that
+            // already went round (events arrived out of order) goes straight on to the queue.
+            if (ReadHeader(context, WaitAttemptHeader) is null
+                && await processor.WaitForTurnAsync(upstream, TurnWait, context.CancellationToken)
+                && await TryProcessAsync(context, upstream, apply))
+                return;
+
             if (await WaitForPredecessorAsync(context, gap))
                 return;
 
@@ -69,6 +79,21 @@ public sealed partial class UpstreamConsumer(
             LogGivingUp(ex, upstream.ConnectionId, upstream.Seq);
             await processor.ProcessAsync(upstream, c => application.OnFailedAsync(c, ex), context, context.CancellationToken);
             throw;
+        }
+    }
+
+    /// <summary>Processes the event now that its turn came; false if another gap opened meanwhile.</summary>
+    private async Task<bool> TryProcessAsync<T>(ConsumeContext<T> context, UpstreamEvent upstream, Func<GatewayEventContext, Task> apply)
+        where T : class
+    {
+        try
+        {
+            await processor.ProcessAsync(upstream, apply, context, context.CancellationToken);
+            return true;
+        }
+        catch (SequenceGapException)
+        {
+            return false;
         }
     }
 

@@ -16,6 +16,8 @@ public sealed partial class UpstreamEventProcessor(SqliteStore store, Outbox out
 {
     public enum Outcome { Applied, Duplicate }
 
+    private static readonly TimeSpan TurnPollInterval = TimeSpan.FromMilliseconds(5);
+
     public async Task<Outcome> ProcessAsync(
         UpstreamEvent upstream,
         Func<GatewayEventContext, Task> apply,
@@ -50,6 +52,25 @@ public sealed partial class UpstreamEventProcessor(SqliteStore store, Outbox out
 
         await outbox.FlushAsync(connection, upstream.ConnectionId, publisher, cancellationToken);
         return Outcome.Applied;
+    }
+
+    /// <summary>
+    /// Waits, up to <paramref name="limit"/>, until the event's turn comes (its predecessor applied,
+    /// on any worker, and its replies sent), reading the store now and then. True when it came.
+    /// </summary>
+    public async Task<bool> WaitForTurnAsync(UpstreamEvent upstream, TimeSpan limit, CancellationToken cancellationToken)
+    {
+        var started = time.GetTimestamp();
+        await using var connection = await store.OpenAsync(cancellationToken);
+        while (true)
+        {
+            var (last, pending) = await ProgressAsync(connection, null, upstream.ConnectionId, cancellationToken);
+            if (upstream.Seq <= last || (upstream.FollowsDirectly(last) && !pending))
+                return true;
+            if (time.GetElapsedTime(started) >= limit)
+                return false;
+            await Task.Delay(TurnPollInterval, time, cancellationToken);
+        }
     }
 
     private static void EnsureNext(UpstreamEvent upstream, long last, bool repliesPending)

@@ -56,3 +56,51 @@ public sealed class Redelivered_events
         });
     }
 }
+
+public sealed class Events_out_of_order
+{
+    [Test]
+    public async Task Queued_in_reverse_are_applied_in_seq_order_by_a_worker_that_prefetches_more_than_it_runs()
+    {
+        await using var system = await TestSystem.CreateAsync();
+        var hub = await system.StartHubAsync();
+        // One at a time with 16 prefetched: the predecessors sit in the same worker's buffer behind
+        // the event waiting for them, the trap that in-place retries fall into.
+        var worker = await system.StartWorkerAsync(new Dictionary<string, string?> { ["Worker:PrefetchCount"] = "16", ["Worker:ConcurrentMessageLimit"] = "1" });
+        var ada = await system.ConnectAsAsync(hub, "Ada", "reverse");
+        var next = await ada.SendAsync("say", new { room = "reverse", text = "r0" }) + 1;
+        await ada.WaitForAsync("message", p => p.GetProperty("text").GetString() == "r0");
+
+        // Park the next five events in the queue newest first, while no worker takes them.
+        await system.StopAsync(worker);
+        var bus = Bus.Factory.CreateUsingRabbitMq(cfg => cfg.Host(system.BrokerUri));
+        await bus.StartAsync();
+        try
+        {
+            var endpoint = await bus.GetSendEndpoint(new Uri("exchange:chat-worker"));
+            for (var i = 5; i >= 1; i--)
+            {
+                await endpoint.Send(new ClientMessage
+                {
+                    ConnectionId = ada.ConnectionId,
+                    HubInstanceId = "test",
+                    Seq = next + i - 1,
+                    Type = "say",
+                    Payload = System.Text.Json.JsonSerializer.SerializeToElement(new { room = "reverse", text = $"r{i}" }),
+                    ReceivedAt = DateTimeOffset.UtcNow,
+                });
+            }
+        }
+        finally
+        {
+            await bus.StopAsync();
+        }
+
+        await system.StartWorkerAsync(new Dictionary<string, string?> { ["Worker:PrefetchCount"] = "16", ["Worker:ConcurrentMessageLimit"] = "1" });
+        await Wait.UntilAsync(() => ada.Messages("reverse").Count >= 6, "all six messages arrived");
+        await Wait.UntilAsync(async () => await system.Broker.QueueDepthAsync(system.VirtualHost, "chat-worker") == (0, 0),
+            "no copy is left waiting in the queue");
+
+        Assert.That(ada.Messages("reverse").Select(m => m.Text), Is.EqualTo(new[] { "r0", "r1", "r2", "r3", "r4", "r5" }));
+    }
+}
