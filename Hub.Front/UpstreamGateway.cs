@@ -44,11 +44,12 @@ public sealed partial class UpstreamGateway(
         _connections[context.ConnectionId] = state;
         metrics.ConnectionOpened();
 
-        await state.Gate.WaitAsync(cancellationToken);
+        // A fresh gate, so no wait; without a token, so an early abort cannot leave the state behind.
+        await state.Gate.WaitAsync(CancellationToken.None);
         try
         {
             if (publisher.IsAvailable)
-                await RegisterAsync(state);
+                await RegisterAsync(state, cancellationToken);
         }
         catch (Exception ex)
         {
@@ -86,8 +87,13 @@ public sealed partial class UpstreamGateway(
 
             if (!state.Registered)
             {
-                try { await RegisterAsync(state); }
-                catch (Exception ex) { throw Failed(ex, connectionId, seq: 1); }
+                try { await RegisterAsync(state, CancellationToken.None); }
+                catch (Exception ex)
+                {
+                    // The event itself was never sent.
+                    LogPublishFailed(ex, connectionId, 1);
+                    throw Reject(GatewayRejection.BrokerUnavailable, "the broker did not take this connection's registration; the event was not sent. Try again shortly.");
+                }
             }
 
             var seq = state.LastSeq + 1;
@@ -139,8 +145,15 @@ public sealed partial class UpstreamGateway(
         {
             // An invocation still waiting for the gate must not publish after the last seq.
             state.Closed = true;
-            if (!state.Registered)
+            if (!state.RegistrationSent)
                 return;
+
+            if (!state.Registered)
+            {
+                // ClientConnected may or may not have landed: close it either way.
+                state.LastSeq = 1;
+                state.Voided.Add(1);
+            }
 
             var seq = state.LastSeq + 1;
             state.LastSeq = seq;
@@ -171,8 +184,9 @@ public sealed partial class UpstreamGateway(
         _connections.TryGetValue(connectionId, out var state) ? state.Context : null;
 
     /// <summary>Sends ClientConnected, seq 1. Safe to repeat: workers apply seq 1 once.</summary>
-    private async Task RegisterAsync(ConnectionState state)
+    private async Task RegisterAsync(ConnectionState state, CancellationToken cancellationToken)
     {
+        state.RegistrationSent = true;
         await publisher.SendAsync(new ClientConnected
         {
             ConnectionId = state.Context.ConnectionId,
@@ -180,12 +194,16 @@ public sealed partial class UpstreamGateway(
             Seq = 1,
             UserId = state.Context.UserIdentifier,
             ConnectedAt = time.GetUtcNow(),
-        }, CancellationToken.None);
+        }, cancellationToken);
         state.Registered = true;
         state.LastSeq = 1;
         LogConnected(state.Context.ConnectionId, state.Context.UserIdentifier);
     }
 
+    /// <summary>
+    /// Only a return or a refusal from the broker proves the event is not in the queue; any other
+    /// failure after sending (time-out, connection lost before the confirm) leaves it in doubt.
+    /// </summary>
     private HubException Failed(Exception exception, string connectionId, long seq)
     {
         LogPublishFailed(exception, connectionId, seq);
@@ -193,9 +211,10 @@ public sealed partial class UpstreamGateway(
         {
             MessageReturnedException => Reject(GatewayRejection.NotRouted,
                 $"no queue took the event: nothing consumes '{_options.UpstreamQueue}' yet. It was not accepted."),
-            OperationCanceledException => Reject(GatewayRejection.NotConfirmed,
-                "the broker did not confirm the event in time. It may still be applied; do not assume it was."),
-            _ => Reject(GatewayRejection.BrokerUnavailable, "the broker refused or lost the event; it was not accepted. Try again shortly."),
+            RabbitMQ.Client.Exceptions.PublishException => Reject(GatewayRejection.BrokerUnavailable,
+                "the broker refused the event; it was not accepted. Try again shortly."),
+            _ => Reject(GatewayRejection.NotConfirmed,
+                "the broker did not confirm the event. It may still be applied; do not assume it was, nor that it was not."),
         };
     }
 
@@ -227,6 +246,7 @@ public sealed partial class UpstreamGateway(
     {
         public HubCallerContext Context { get; } = context;
         public SemaphoreSlim Gate { get; } = new(1, 1);
+        public bool RegistrationSent { get; set; }
         public bool Registered { get; set; }
         public bool Closed { get; set; }
         public long LastSeq { get; set; }

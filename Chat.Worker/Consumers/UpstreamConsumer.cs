@@ -50,6 +50,30 @@ public sealed partial class UpstreamConsumer(
     {
         try
         {
+            await ApplyInTurnAsync(context, upstream, apply);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException && context.GetRetryAttempt() >= options.Value.RetryLimit)
+        {
+            // Out of retries: record the event as done with no effect but the client's error, so the
+            // connection's later events are not stuck behind it; the message goes to the error queue.
+            LogGivingUp(ex, upstream.ConnectionId, upstream.Seq);
+            try
+            {
+                await processor.ProcessAsync(upstream, c => application.OnFailedAsync(c, ex), context, context.CancellationToken);
+            }
+            catch (SequenceGapException)
+            {
+                // Not its turn yet: its successors give it up after Worker:GapWaitLimit, and the client is told.
+            }
+            throw;
+        }
+    }
+
+    private async Task ApplyInTurnAsync<T>(ConsumeContext<T> context, UpstreamEvent upstream, Func<GatewayEventContext, Task> apply)
+        where T : class
+    {
+        try
+        {
             await processor.ProcessAsync(upstream, apply, context, context.CancellationToken);
         }
         catch (SequenceGapException gap)
@@ -66,19 +90,20 @@ public sealed partial class UpstreamConsumer(
             if (await WaitForPredecessorAsync(context, gap))
                 return;
 
-            // No progress for Worker:GapWaitLimit: the missing events are lost (parked in the error
-            // queue, say). Give them up rather than stall the connection for good.
-            var missing = Enumerable.Range(1, (int)Math.Max(0, upstream.Seq - gap.LastApplied - 1)).Select(i => gap.LastApplied + i);
+            // No progress for Worker:GapWaitLimit: give the missing events up rather than stall the
+            // connection for good. Should one of them turn up later, its client is told it was dropped.
+            var missing = Enumerable.Range(1, (int)Math.Max(0, upstream.Seq - gap.LastApplied - 1)).Select(i => gap.LastApplied + i).ToList();
             LogGivingUpPredecessors(upstream.ConnectionId, upstream.Seq, gap.LastApplied);
-            await processor.ProcessAsync(upstream with { VoidedSeqs = [.. upstream.VoidedSeqs ?? [], .. missing] }, apply, context, context.CancellationToken);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException && context.GetRetryAttempt() >= options.Value.RetryLimit)
-        {
-            // Out of retries: record the event as done with no effect but the client's error, so the
-            // connection's later events are not stuck behind it; the message goes to the error queue.
-            LogGivingUp(ex, upstream.ConnectionId, upstream.Seq);
-            await processor.ProcessAsync(upstream, c => application.OnFailedAsync(c, ex), context, context.CancellationToken);
-            throw;
+            try
+            {
+                await processor.ProcessAsync(upstream with { VoidedSeqs = [.. upstream.VoidedSeqs ?? [], .. missing] }, apply, context, context.CancellationToken, givenUp: missing);
+            }
+            catch (SequenceGapException)
+            {
+                // Replies of the last applied event are still on their way: come back for another try.
+                await Task.Delay(LongestPause, time, context.CancellationToken);
+                await ResendAsync(context, DateTimeOffset.MinValue, attempt: 0, gap.LastApplied);
+            }
         }
     }
 
@@ -120,18 +145,24 @@ public sealed partial class UpstreamConsumer(
             await Task.Delay(pause, time, context.CancellationToken);
         }
 
+        await ResendAsync(context, since, attempt, gap.LastApplied);
+        LogWaiting(gap.ConnectionId, gap.Seq, gap.LastApplied, attempt, gap.Message);
+        return true;
+    }
+
+    /// <summary>A copy to the back of the queue; acknowledging this delivery is the caller's return.</summary>
+    private static async Task ResendAsync<T>(ConsumeContext<T> context, DateTimeOffset waitingSince, int attempt, long lastApplied)
+        where T : class
+    {
         var endpoint = await context.GetSendEndpoint(context.ReceiveContext.InputAddress);
         await endpoint.Send(context.Message, send =>
         {
             if (send is RabbitMqSendContext rabbit)
                 rabbit.Mandatory = true;
-            send.Headers.Set(WaitingSinceHeader, since.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture));
+            send.Headers.Set(WaitingSinceHeader, waitingSince.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture));
             send.Headers.Set(WaitAttemptHeader, (attempt + 1).ToString(CultureInfo.InvariantCulture));
-            send.Headers.Set(LastAppliedHeader, gap.LastApplied.ToString(CultureInfo.InvariantCulture));
+            send.Headers.Set(LastAppliedHeader, lastApplied.ToString(CultureInfo.InvariantCulture));
         }, context.CancellationToken);
-
-        LogWaiting(gap.ConnectionId, gap.Seq, gap.LastApplied, attempt, gap.Message);
-        return true;
     }
 
     private static long? ReadHeader(ConsumeContext context, string name) =>

@@ -18,6 +18,8 @@ public sealed class GatewayEventContext(
     TimeProvider time,
     CancellationToken cancellationToken)
 {
+    private static readonly TimeSpan EagerPublishTimeout = TimeSpan.FromSeconds(2);
+
     public string ConnectionId => upstream.ConnectionId;
     public string HubInstanceId => upstream.HubInstanceId;
     public long Seq => upstream.Seq;
@@ -51,10 +53,15 @@ public sealed class GatewayEventContext(
     /// event commits after this one is published later, so it finds the connection in the group.
     /// (Through the outbox, a reply of a later event, flushed by another worker, could overtake
     /// it.) Should this event roll back, the connection is in a group early, which the retry needs
-    /// anyway.
+    /// anyway. The store's write lock is held meanwhile, so the wait for the broker is kept short:
+    /// past it the event rolls back and is retried.
     /// </summary>
-    public Task AddToGroupAsync(string connectionId, string group) =>
-        publisher.Publish(new AddToGroup { ConnectionId = connectionId, Group = group }, cancellationToken);
+    public async Task AddToGroupAsync(string connectionId, string group)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(EagerPublishTimeout);
+        await publisher.Publish(new AddToGroup { ConnectionId = connectionId, Group = group }, timeout.Token);
+    }
 
     public Task RemoveFromGroupAsync(string connectionId, string group) =>
         EnqueueAsync(new RemoveFromGroup { ConnectionId = connectionId, Group = group });

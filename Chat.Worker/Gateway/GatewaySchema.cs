@@ -22,6 +22,12 @@ public sealed class GatewaySchema : IStoreSchema
             created_at    TEXT NOT NULL
         );
         CREATE INDEX IF NOT EXISTS gateway_outbox_by_connection ON gateway_outbox (connection_id, id);
+        CREATE TABLE IF NOT EXISTS gateway_given_up (
+            connection_id TEXT NOT NULL,
+            seq           INTEGER NOT NULL,
+            given_up_at   TEXT NOT NULL,
+            PRIMARY KEY (connection_id, seq)
+        );
         CREATE TABLE IF NOT EXISTS gateway_hub_instances (
             hub_instance_id  TEXT PRIMARY KEY,
             connection_count INTEGER NOT NULL,

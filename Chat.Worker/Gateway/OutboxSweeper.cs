@@ -36,7 +36,10 @@ public sealed partial class OutboxSweeper(Outbox outbox, SqliteStore store, IBus
     {
         await using var connection = await store.OpenAsync(cancellationToken);
         await using var command = connection.CreateCommand();
-        command.CommandText = "DELETE FROM gateway_connections WHERE closed_at IS NOT NULL AND closed_at < $before";
+        command.CommandText = """
+            DELETE FROM gateway_connections WHERE closed_at IS NOT NULL AND closed_at < $before;
+            DELETE FROM gateway_given_up WHERE given_up_at < $before;
+            """;
         command.Parameters.AddWithValue("$before", (time.GetUtcNow() - ClosedRetention).ToString("O"));
         await command.ExecuteNonQueryAsync(cancellationToken);
     }

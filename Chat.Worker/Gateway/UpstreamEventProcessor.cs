@@ -12,17 +12,25 @@ namespace SocketStarter.ChatWorker.Gateway;
 /// seq follows last directly → applied;
 /// otherwise a predecessor is still in flight → <see cref="SequenceGapException"/>.
 /// </summary>
-public sealed partial class UpstreamEventProcessor(SqliteStore store, Outbox outbox, TimeProvider time, ILogger<UpstreamEventProcessor> logger)
+public sealed partial class UpstreamEventProcessor(
+    SqliteStore store,
+    Outbox outbox,
+    IGatewayApplication application,
+    TimeProvider time,
+    ILogger<UpstreamEventProcessor> logger)
 {
     public enum Outcome { Applied, Duplicate }
 
     private static readonly TimeSpan TurnPollInterval = TimeSpan.FromMilliseconds(5);
 
+    /// <param name="givenUp">Predecessors this event no longer waits for; remembered, so that one
+    /// arriving later is reported rather than dropped in silence.</param>
     public async Task<Outcome> ProcessAsync(
         UpstreamEvent upstream,
         Func<GatewayEventContext, Task> apply,
         IPublishEndpoint publisher,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        IReadOnlyCollection<long>? givenUp = null)
     {
         await using var connection = await store.OpenAsync(cancellationToken);
 
@@ -36,9 +44,21 @@ public sealed partial class UpstreamEventProcessor(SqliteStore store, Outbox out
             var (last, pending) = await ProgressAsync(connection, transaction, upstream.ConnectionId, cancellationToken);
             if (upstream.Seq <= last)
             {
-                await transaction.RollbackAsync(cancellationToken);
+                if (await ForgetGivenUpAsync(connection, transaction, upstream, cancellationToken))
+                {
+                    // It was accepted, then given up while it was missing: the client hears of it.
+                    LogArrivedAfterGivenUp(upstream.ConnectionId, upstream.Seq);
+                    await application.OnFailedAsync(
+                        new GatewayEventContext(connection, transaction, upstream, publisher, time, cancellationToken),
+                        new InvalidOperationException($"Event {upstream.Seq} arrived after Worker:GapWaitLimit gave it up."));
+                    await transaction.CommitAsync(cancellationToken);
+                }
+                else
+                {
+                    await transaction.RollbackAsync(cancellationToken);
+                    LogDuplicate(upstream.ConnectionId, upstream.Seq, last);
+                }
                 await outbox.FlushAsync(connection, upstream.ConnectionId, publisher, cancellationToken);
-                LogDuplicate(upstream.ConnectionId, upstream.Seq, last);
                 return Outcome.Duplicate;
             }
 
@@ -47,6 +67,13 @@ public sealed partial class UpstreamEventProcessor(SqliteStore store, Outbox out
             var context = new GatewayEventContext(connection, transaction, upstream, publisher, time, cancellationToken);
             await apply(context);
             await MarkAppliedAsync(context, upstream, cancellationToken);
+            foreach (var seq in givenUp ?? [])
+            {
+                await using var remember = context.Command(
+                    "INSERT OR IGNORE INTO gateway_given_up (connection_id, seq, given_up_at) VALUES ($c, $s, $at)",
+                    ("$c", upstream.ConnectionId), ("$s", seq), ("$at", context.Now.ToString("O")));
+                await remember.ExecuteNonQueryAsync(cancellationToken);
+            }
             await transaction.CommitAsync(cancellationToken);
         }
 
@@ -99,6 +126,16 @@ public sealed partial class UpstreamEventProcessor(SqliteStore store, Outbox out
         return (reader.IsDBNull(0) ? 0 : reader.GetInt64(0), reader.GetInt64(1) != 0);
     }
 
+    private static async Task<bool> ForgetGivenUpAsync(SqliteConnection connection, SqliteTransaction transaction, UpstreamEvent upstream, CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "DELETE FROM gateway_given_up WHERE connection_id = $c AND seq = $s";
+        command.Parameters.AddWithValue("$c", upstream.ConnectionId);
+        command.Parameters.AddWithValue("$s", upstream.Seq);
+        return await command.ExecuteNonQueryAsync(cancellationToken) > 0;
+    }
+
     private static async Task MarkAppliedAsync(GatewayEventContext context, UpstreamEvent upstream, CancellationToken cancellationToken)
     {
         await using var command = context.Command("""
@@ -110,6 +147,9 @@ public sealed partial class UpstreamEventProcessor(SqliteStore store, Outbox out
             ("$closed", upstream.IsLast ? context.Now.ToString("O") : null), ("$now", context.Now.ToString("O")));
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
+
+    [LoggerMessage(LogLevel.Error, "Connection {ConnectionId}: seq {Seq} arrived after it was given up; not applied, the client is told")]
+    private partial void LogArrivedAfterGivenUp(string connectionId, long seq);
 
     [LoggerMessage(LogLevel.Debug, "Connection {ConnectionId}: seq {Seq} already applied (last {LastSeq}); skipped")]
     private partial void LogDuplicate(string connectionId, long seq, long lastSeq);

@@ -103,4 +103,49 @@ public sealed class Events_out_of_order
 
         Assert.That(ada.Messages("reverse").Select(m => m.Text), Is.EqualTo(new[] { "r0", "r1", "r2", "r3", "r4", "r5" }));
     }
+
+    [Test]
+    public async Task A_predecessor_missing_past_the_wait_limit_is_given_up_and_reported_when_it_turns_up()
+    {
+        await using var system = await TestSystem.CreateAsync();
+        var hub = await system.StartHubAsync();
+        await system.StartWorkerAsync(new Dictionary<string, string?> { ["Worker:GapWaitLimit"] = "00:00:01" });
+        var ada = await system.ConnectAsAsync(hub, "Ada", "late");
+        var last = await ada.SendAsync("say", new { room = "late", text = "before" });
+        await ada.WaitForAsync("message", p => p.GetProperty("text").GetString() == "before");
+
+        var bus = Bus.Factory.CreateUsingRabbitMq(cfg => cfg.Host(system.BrokerUri));
+        await bus.StartAsync();
+        try
+        {
+            var endpoint = await bus.GetSendEndpoint(new Uri("exchange:chat-worker"));
+            ClientMessage Say(long seq, string text) => new()
+            {
+                ConnectionId = ada.ConnectionId,
+                HubInstanceId = "test",
+                Seq = seq,
+                Type = "say",
+                Payload = System.Text.Json.JsonSerializer.SerializeToElement(new { room = "late", text }),
+                ReceivedAt = DateTimeOffset.UtcNow,
+            };
+
+            // Seq last+1 goes missing; last+2 waits for it, then gives it up and goes on.
+            await endpoint.Send(Say(last + 2, "after the gap"));
+            await ada.WaitForAsync("message", p => p.GetProperty("text").GetString() == "after the gap");
+
+            // The missing one turns up after all: not applied out of order, and its client is told.
+            await endpoint.Send(Say(last + 1, "too late"));
+            var error = await ada.WaitForErrorAsync(last + 1);
+
+            Assert.Multiple(() =>
+            {
+                Assert.That(error.GetProperty("code").GetString(), Is.EqualTo("internal_error"));
+                Assert.That(ada.Messages("late").Select(m => m.Text), Is.EqualTo(new[] { "before", "after the gap" }));
+            });
+        }
+        finally
+        {
+            await bus.StopAsync();
+        }
+    }
 }
