@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using System.Text.Json.Serialization;
 using SocketStarter.ChatWorker.Gateway;
 using SocketStarter.Messages;
 
@@ -133,9 +134,10 @@ public sealed class ChatApplication : IGatewayApplication
 
     private static async Task SayAsync(GatewayEventContext context, ClientMessage message)
     {
-        const string expected = "{ room: string, text: string }";
+        const string expected = "{ room: string, text: string, clientId?: string }";
         var room = ChatRules.Room(ChatRules.Property(message.Payload, "room", message.Type, expected));
         var text = ChatRules.Text(ChatRules.Property(message.Payload, "text", message.Type, expected));
+        var clientId = ChatRules.ClientId(ChatRules.Property(message.Payload, "clientId", message.Type, expected));
         var session = await RequireSessionAsync(context);
 
         var isMember = await ScalarAsync(context, "SELECT COUNT(*) FROM chat_members WHERE room = $r AND session_id = $s",
@@ -149,7 +151,7 @@ public sealed class ChatApplication : IGatewayApplication
             INSERT INTO chat_messages (room, seq, session_id, sender, text, sent_at) VALUES ($r, $q, $s, $n, $t, $at)
             """, ("$r", room), ("$q", seq), ("$s", session.Id), ("$n", session.Name), ("$t", text), ("$at", at));
 
-        await context.SendToGroupAsync(ChatRules.Group(room), "message", new RoomMessage(room, seq, session.Name, text, at));
+        await context.SendToGroupAsync(ChatRules.Group(room), "message", new RoomMessage(room, seq, session.Name, text, at, clientId));
     }
 
     private static async Task<(string Id, string Name)> RequireSessionAsync(GatewayEventContext context) =>
@@ -189,6 +191,7 @@ public sealed class ChatApplication : IGatewayApplication
     private static string Base64Url(byte[] bytes) =>
         Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
-    /// <summary>A room message as clients see it, live and in history.</summary>
-    private sealed record RoomMessage(string Room, long Seq, string From, string Text, string At);
+    /// <summary>A room message as clients see it, live and in history (where the sender's client id is not kept).</summary>
+    private sealed record RoomMessage(string Room, long Seq, string From, string Text, string At,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? ClientId = null);
 }

@@ -10,6 +10,7 @@ public static partial class ChatRules
     public const int MaxRoomLength = 32;
     public const int MaxTextLength = 4000;
     public const int HistorySize = 50;
+    public const int MaxClientIdLength = 64;
 
     public static string Name(string? raw)
     {
@@ -33,6 +34,10 @@ public static partial class ChatRules
             throw ChatError.InvalidText();
         return raw;
     }
+
+    /// <summary>The sender's own id for a message, echoed back so it can match the reply to what it sent.</summary>
+    public static string? ClientId(string? raw) =>
+        raw is { Length: > MaxClientIdLength } || raw?.Any(char.IsControl) == true ? throw ChatError.InvalidClientId() : raw;
 
     /// <summary>The SignalR group of a room's connections.</summary>
     public static string Group(string room) => $"room:{room}";

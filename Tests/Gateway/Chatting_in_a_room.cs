@@ -39,6 +39,30 @@ public sealed class Chatting_in_a_room
     }
 
     [Test]
+    public async Task The_sender_gets_its_client_id_back_on_its_message_and_others_do_too()
+    {
+        await using var system = await TestSystem.CreateAsync();
+        var hub = await system.StartHubAsync();
+        await system.StartWorkerAsync();
+        var ada = await system.ConnectAsAsync(hub, "Ada", "lobby");
+        var bob = await system.ConnectAsAsync(hub, "Bob", "lobby");
+
+        await ada.SendAsync("say", new { room = "lobby", text = "tagged", clientId = "c-42" });
+        var seq = await ada.SendAsync("say", new { room = "lobby", text = "bad tag", clientId = new string('x', 65) });
+        var atAda = await ada.WaitForAsync("message", p => p.GetProperty("text").GetString() == "tagged");
+        var atBob = await bob.WaitForAsync("message", p => p.GetProperty("text").GetString() == "tagged");
+        var refused = await ada.WaitForErrorAsync(seq);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(atAda.GetProperty("clientId").GetString(), Is.EqualTo("c-42"));
+            Assert.That(atBob.GetProperty("clientId").GetString(), Is.EqualTo("c-42"));
+            Assert.That(refused.GetProperty("code").GetString(), Is.EqualTo("invalid_payload"));
+            Assert.That(ada.Messages("lobby").Select(m => m.Text), Does.Not.Contain("bad tag"));
+        });
+    }
+
+    [Test]
     public async Task Sends_return_increasing_sequence_numbers_from_two()
     {
         await using var system = await TestSystem.CreateAsync();
