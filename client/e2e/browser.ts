@@ -1,0 +1,90 @@
+// Debian's Chromium driven by playwright-core: no browser download, which cannot work here.
+import { chromium, type Browser, type Page } from 'playwright-core'
+import { waitUntil } from './system'
+
+export const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+
+export function launchBrowser(): Promise<Browser> {
+  return chromium.launch({
+    executablePath,
+    headless: true,
+    // Without the background-networking flags Chromium keeps dialling Google, which this
+    // machine's closed network refuses; root needs --no-sandbox.
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  })
+}
+
+/** One person: a browser context of their own (own storage), at a phone's or a desktop's width. */
+export class Person {
+  readonly page: Page
+  readonly name: string
+  /** Uncaught errors in the page: a test that ends with any has found a bug. */
+  readonly errors: string[] = []
+
+  private constructor(page: Page, name: string) {
+    this.page = page
+    this.name = name
+  }
+
+  static async open(browser: Browser, url: string, name: string, viewport = { width: 1100, height: 700 }): Promise<Person> {
+    const context = await browser.newContext({ viewport })
+    const page = await context.newPage()
+    await page.goto(url)
+    const person = new Person(page, name)
+    page.on('pageerror', (error) => person.errors.push(error.message))
+    await person.waitForStatus('connected')
+    // Every change of the connection indicator, from here on, for "never left connected".
+    await page.evaluate(() => {
+      const indicator = document.querySelector('[aria-label="connection"]')!
+      const seen: string[] = [indicator.getAttribute('data-status')!]
+      ;(window as unknown as { statuses: string[] }).statuses = seen
+      new MutationObserver(() => seen.push(indicator.getAttribute('data-status')!)).observe(indicator, { attributes: true })
+    })
+    return person
+  }
+
+  async signIn(): Promise<void> {
+    await this.page.getByLabel('Your name').fill(this.name)
+    await this.page.getByRole('button', { name: 'Sign in' }).click()
+    await this.page.getByText(`signed in as ${this.name}`).waitFor()
+  }
+
+  async join(room: string): Promise<void> {
+    await this.page.getByLabel('New room').fill(room)
+    await this.page.getByRole('button', { name: 'Join', exact: true }).last().click()
+    await this.page.getByRole('heading', { name: `# ${room}` }).waitFor()
+  }
+
+  async say(text: string): Promise<void> {
+    const box = this.page.getByLabel('message', { exact: true })
+    await box.fill(text)
+    await box.press('Enter')
+  }
+
+  /** The room's confirmed messages as "from: text", in the order the page shows them. */
+  async messages(): Promise<string[]> {
+    return await this.page.locator('.messages li[data-seq]').evaluateAll((items) =>
+      items.map((li) => `${li.querySelector('.from')!.textContent}: ${li.querySelector('.text')!.textContent}`))
+  }
+
+  async waitForMessages(expected: string[], timeoutMs = 30_000): Promise<void> {
+    let last: string[] = []
+    await waitUntil(async () => {
+      last = await this.messages()
+      return last.length >= expected.length
+    }, `${this.name} sees ${expected.length} messages (has: ${JSON.stringify(last)})`, timeoutMs)
+  }
+
+  async members(): Promise<string[]> {
+    return (await this.page.locator('[aria-label="members"] li').allTextContents()).map((m) => m.replace(' (you)', ''))
+  }
+
+  async waitForStatus(status: string): Promise<void> {
+    await this.page.locator(`[aria-label="connection"][data-status="${status}"]`).waitFor()
+  }
+
+  /** Every value the connection indicator took since the page connected. */
+  async statuses(): Promise<string[]> {
+    return await this.page.evaluate(() => (window as unknown as { statuses: string[] }).statuses)
+  }
+}

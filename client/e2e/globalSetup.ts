@@ -1,0 +1,42 @@
+// One RabbitMQ for the browser tests: RABBITMQ_URI (with RABBITMQ_MANAGEMENT_URI) when set, else a
+// private node of Debian's rabbitmq-server started on free ports by scripts/rabbitmq-node. Also
+// builds the client, so the tests always run against the current code.
+import { execFile } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { build } from 'vite'
+import type { TestProject } from 'vitest/node'
+import { clientDir, repositoryRoot } from './system'
+
+const run = promisify(execFile)
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    broker: { amqp: string; management: string }
+  }
+}
+
+export default async function setup(project: TestProject) {
+  await build({ root: clientDir, logLevel: 'warn', mode: process.env.E2E_MODE ?? 'production', build: { minify: !process.env.E2E_MODE } })
+
+  const given = process.env.RABBITMQ_URI
+  if (given) {
+    const amqp = new URL(given)
+    const management = process.env.RABBITMQ_MANAGEMENT_URI ?? `http://${amqp.username}:${amqp.password}@${amqp.hostname}:15672/`
+    project.provide('broker', { amqp: given, management })
+    return
+  }
+
+  const script = join(repositoryRoot, 'scripts', 'rabbitmq-node')
+  const dir = mkdtempSync(join(tmpdir(), 'socketstarter-e2e-rabbit-'))
+  const { stdout } = await run(script, ['start', dir])
+  const value = (key: string) => new RegExp(`^${key}=(.*)$`, 'm').exec(stdout)?.[1]
+  project.provide('broker', { amqp: value('AMQP_URI')!, management: value('MANAGEMENT_URI')! })
+
+  return async () => {
+    await run(script, ['stop', dir])
+    rmSync(dir, { recursive: true, force: true })
+  }
+}

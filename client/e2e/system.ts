@@ -1,0 +1,172 @@
+// The real system for browser tests: a RabbitMQ node, the hub and workers as OS processes from the
+// Release build, and the built client served by `vite preview` with its /hub proxy, as the README's
+// run command does.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { preview, type PreviewServer } from 'vite'
+
+export const clientDir = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+export const repositoryRoot = resolve(clientDir, '..')
+export const resultsDir = join(clientDir, 'test-results')
+
+export interface BrokerAddress {
+  amqp: string
+  management: string
+}
+
+/** Polls `condition` until it holds, failing with `what` after `timeoutMs`. */
+export async function waitUntil(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting until ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+export async function freePort(): Promise<number> {
+  return await new Promise((resolvePort, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolvePort(port))
+    })
+  })
+}
+
+function authHeader(uri: URL): string {
+  return 'Basic ' + Buffer.from(`${decodeURIComponent(uri.username)}:${decodeURIComponent(uri.password)}`).toString('base64')
+}
+
+/** A virtual host of its own for one test's system; returns its AMQP URI. */
+export async function createVirtualHost(broker: BrokerAddress, name: string): Promise<string> {
+  const management = new URL(broker.management)
+  const amqp = new URL(broker.amqp)
+  const api = `${management.protocol}//${management.host}/api`
+  const headers = { authorization: authHeader(management), 'content-type': 'application/json' }
+  const put = async (path: string, body: object) => {
+    const response = await fetch(`${api}${path}`, { method: 'PUT', headers, body: JSON.stringify(body) })
+    if (!response.ok) throw new Error(`PUT ${path} answered ${response.status}: ${await response.text()}`)
+  }
+  await put(`/vhosts/${encodeURIComponent(name)}`, {})
+  await put(`/permissions/${encodeURIComponent(name)}/${amqp.username}`, { configure: '.*', write: '.*', read: '.*' })
+  amqp.pathname = `/${encodeURIComponent(name)}`
+  return amqp.toString()
+}
+
+/** One .NET service as its own OS process: `dotnet X.dll`, ready when /health/ready answers. */
+export class Service {
+  private exited = false
+  private readonly child: ChildProcess
+  readonly url: string
+
+  private constructor(child: ChildProcess, url: string) {
+    this.child = child
+    this.url = url
+    child.once('exit', () => (this.exited = true))
+  }
+
+  static async start(project: 'Hub.Front' | 'Chat.Worker', name: string, settings: Record<string, string>): Promise<Service> {
+    const folder = join(repositoryRoot, project, 'bin', 'Release', 'net10.0')
+    const dll = join(folder, `${project}.dll`)
+    if (!existsSync(dll)) throw new Error(`${dll} is missing: build first (dotnet build -c Release; scripts/test does).`)
+    const port = await freePort()
+    const url = `http://127.0.0.1:${port}`
+    mkdirSync(join(resultsDir, 'logs'), { recursive: true })
+    const log = createWriteStream(join(resultsDir, 'logs', `${name}.log`), { flags: 'a' })
+    const env: NodeJS.ProcessEnv = { ...process.env, ASPNETCORE_URLS: url, DOTNET_ENVIRONMENT: 'Testing' }
+    for (const [key, value] of Object.entries(settings)) env[key.replaceAll(':', '__')] = value
+    const child = spawn('dotnet', [dll, '--contentRoot', folder], { cwd: folder, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    child.stdout!.pipe(log)
+    child.stderr!.pipe(log)
+    const service = new Service(child, url)
+    await waitUntil(async () => {
+      if (service.exited) throw new Error(`${project} (${name}) exited before it was ready; see test-results/logs/${name}.log`)
+      try {
+        return (await fetch(`${url}/health/ready`)).ok
+      } catch {
+        return false
+      }
+    }, `${project} (${name}) reports ready`, 60_000)
+    return service
+  }
+
+  get running(): boolean {
+    return !this.exited
+  }
+
+  /** SIGTERM, as an orchestrator stops a service: in-flight events finish, then it exits. */
+  async stop(): Promise<void> {
+    if (this.exited) return
+    this.child.kill('SIGTERM')
+    await waitUntil(() => this.exited, 'the service exits after SIGTERM', 30_000)
+  }
+
+  kill(): void {
+    if (!this.exited) this.child.kill('SIGKILL')
+  }
+}
+
+/** One test's system: its own virtual host, store, hub, workers and page server. */
+export class ChatSystem {
+  readonly services: Service[] = []
+  readonly workers: Service[] = []
+  private server?: PreviewServer
+  private workerCount = 0
+  readonly name: string
+  private readonly brokerUri: string
+  private readonly storePath: string
+  hub!: Service
+  appUrl!: string
+
+  private constructor(name: string, brokerUri: string) {
+    this.name = name
+    this.brokerUri = brokerUri
+    this.storePath = join(mkdtempSync(join(tmpdir(), `${name}-`)), 'chat.db')
+  }
+
+  static async start(broker: BrokerAddress, label: string): Promise<ChatSystem> {
+    const name = `e2e-${label}-${Date.now().toString(36)}`
+    const system = new ChatSystem(name, await createVirtualHost(broker, name))
+    // Workers first: they declare the queue the hub sends to.
+    await system.startWorker()
+    system.hub = await Service.start('Hub.Front', `${name}-hub`, {
+      'ConnectionStrings:rabbitmq': system.brokerUri,
+      'Gateway:UpstreamQueue': 'chat-worker',
+    })
+    system.services.push(system.hub)
+    const port = await freePort()
+    system.server = await preview({
+      configFile: false,
+      root: clientDir,
+      logLevel: 'warn',
+      preview: { host: '127.0.0.1', port, strictPort: true, proxy: { '/hub': { target: system.hub.url, ws: true } } },
+    })
+    system.appUrl = `http://127.0.0.1:${port}/`
+    return system
+  }
+
+  async startWorker(): Promise<Service> {
+    this.workerCount += 1
+    const worker = await Service.start('Chat.Worker', `${this.name}-worker-${this.workerCount}`, {
+      'ConnectionStrings:rabbitmq': this.brokerUri,
+      'Store:Path': this.storePath,
+    })
+    this.services.push(worker)
+    this.workers.push(worker)
+    return worker
+  }
+
+  async stopAllWorkers(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.stop()))
+  }
+
+  async dispose(): Promise<void> {
+    await this.server?.close()
+    await Promise.all(this.services.map((s) => s.stop().catch(() => s.kill())))
+  }
+}

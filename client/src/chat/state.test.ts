@@ -1,0 +1,114 @@
+import { describe, expect, it } from 'vitest'
+import { chatReducer, failureOf, initialState, waitingForWorkers, type ChatAction, type ChatState } from './state'
+
+const run = (...actions: ChatAction[]): ChatState => actions.reduce(chatReducer, initialState)
+const event = (type: string, payload: unknown): ChatAction => ({ kind: 'event', type, payload })
+const signedIn = [
+  { kind: 'sending', ref: 's', type: 'signIn', at: 0 },
+  { kind: 'accepted', ref: 's', seq: 2 },
+  event('signedIn', { name: 'Ada', sessionId: 'id', token: 't' }),
+] satisfies ChatAction[]
+const inLobby = [
+  ...signedIn,
+  { kind: 'sending', ref: 'j', type: 'join', room: 'lobby', at: 0 },
+  { kind: 'accepted', ref: 'j', seq: 3 },
+  event('joined', { room: 'lobby', members: ['Ada'], history: [], lastSeq: 0 }),
+] satisfies ChatAction[]
+const message = (seq: number, text: string, extra: object = {}) =>
+  event('message', { room: 'lobby', seq, from: 'Ada', text, at: '2026-11-23T10:00:00Z', ...extra })
+
+describe('chat state', () => {
+  it('signs in and joins a room, which becomes the active one', () => {
+    const state = run(...inLobby)
+
+    expect(state.me?.name).toBe('Ada')
+    expect(state.active).toBe('lobby')
+    expect(state.rooms.lobby).toMatchObject({ joined: true, members: ['Ada'] })
+    expect(state.outgoing).toEqual([])
+  })
+
+  it('shows a sent message as waiting for workers until its own message comes back', () => {
+    const accepted = run(...inLobby,
+      { kind: 'sending', ref: 'c1', type: 'say', room: 'lobby', text: 'hi', at: 0 },
+      { kind: 'accepted', ref: 'c1', seq: 4 })
+
+    expect(waitingForWorkers(accepted).map((o) => o.text)).toEqual(['hi'])
+
+    const answered = chatReducer(accepted, message(1, 'hi', { clientId: 'c1' }))
+    expect(waitingForWorkers(answered)).toEqual([])
+    expect(answered.rooms.lobby.messages.map((m) => m.text)).toEqual(['hi'])
+  })
+
+  it('puts a worker error next to the event that caused it, by its sequence number', () => {
+    const state = run(...inLobby,
+      { kind: 'sending', ref: 'c1', type: 'say', room: 'lobby', text: 'hi', at: 0 },
+      { kind: 'accepted', ref: 'c1', seq: 4 },
+      event('error', { code: 'not_in_room', message: "You are not in room 'lobby'; join it first.", seq: 4, type: 'say' }))
+
+    expect(state.outgoing).toMatchObject([{ ref: 'c1', state: 'failed', error: "You are not in room 'lobby'; join it first." }])
+    expect(waitingForWorkers(state)).toEqual([])
+  })
+
+  it('keeps a hub refusal on the input that caused it until the next attempt', () => {
+    const refused = run(...signedIn,
+      { kind: 'sending', ref: 'j1', type: 'join', room: 'x', at: 0 },
+      { kind: 'rejected', ref: 'j1', message: 'The broker is unavailable.' })
+    expect(failureOf(refused, 'join')?.error).toBe('The broker is unavailable.')
+
+    const retried = chatReducer(refused, { kind: 'sending', ref: 'j2', type: 'join', room: 'x', at: 1 })
+    expect(failureOf(retried, 'join')).toBeUndefined()
+  })
+
+  it('merges a join snapshot with messages that arrived before it, each once and in order', () => {
+    const state = run(...signedIn,
+      { kind: 'sending', ref: 'j', type: 'join', room: 'lobby', at: 0 },
+      message(3, 'three'),
+      event('joined', { room: 'lobby', members: ['Bob', 'Ada'], lastSeq: 3, history: [
+        { room: 'lobby', seq: 2, from: 'Bob', text: 'two', at: '' },
+        { room: 'lobby', seq: 3, from: 'Bob', text: 'three', at: '' }] }),
+      message(3, 'three'))
+
+    expect(state.rooms.lobby.messages.map((m) => m.seq)).toEqual([2, 3])
+  })
+
+  it('tracks who is in the room as members come and go', () => {
+    const state = run(...inLobby,
+      event('memberJoined', { room: 'lobby', name: 'Bob' }),
+      event('memberJoined', { room: 'lobby', name: 'Bob' }),
+      event('memberJoined', { room: 'lobby', name: 'Cy' }),
+      event('memberLeft', { room: 'lobby', name: 'Ada' }))
+
+    expect(state.rooms.lobby.members).toEqual(['Bob', 'Cy'])
+  })
+
+  it('marks a left room as not joined and keeps its history', () => {
+    const state = run(...inLobby, message(1, 'hi'),
+      { kind: 'sending', ref: 'l', type: 'leave', room: 'lobby', at: 0 },
+      event('left', { room: 'lobby' }))
+
+    expect(state.rooms.lobby).toMatchObject({ joined: false, members: [] })
+    expect(state.rooms.lobby.messages).toHaveLength(1)
+    expect(state.outgoing).toEqual([])
+  })
+
+  it('after a reconnect, matches a queued message by sender and text, since its reply went to the old connection', () => {
+    const state = run(...inLobby,
+      { kind: 'sending', ref: 'c1', type: 'say', room: 'lobby', text: 'during the blip', at: 0 },
+      { kind: 'accepted', ref: 'c1', seq: 4 },
+      { kind: 'sending', ref: 'j2', type: 'join', room: 'other', at: 0 },
+      { kind: 'accepted', ref: 'j2', seq: 5 },
+      { kind: 'reconnected' },
+      event('joined', { room: 'lobby', members: ['Ada'], lastSeq: 1, history: [
+        { room: 'lobby', seq: 1, from: 'Ada', text: 'during the blip', at: '' }] }),
+      message(1, 'during the blip'))
+
+    expect(state.outgoing).toEqual([])
+    expect(state.rooms.lobby.messages.map((m) => m.text)).toEqual(['during the blip'])
+  })
+
+  it('shows an error that belongs to no input as a notice', () => {
+    const state = run(...inLobby, event('error', { code: 'internal_error', message: 'dropped', seq: 99 }))
+
+    expect(state.notice).toBe('internal_error: dropped')
+  })
+})

@@ -1,0 +1,185 @@
+import type { ConnectionStatus } from '../gateway/gateway'
+import { mergeMessages, type RoomMessage } from './messages'
+
+export type EventType = 'signIn' | 'join' | 'leave' | 'say'
+
+/**
+ * An event this page sent and whose answer it has not seen yet. `sending`: the hub has not
+ * confirmed it; `accepted`: it is safely queued and waits for a worker; `failed`: refused, with
+ * the reason shown next to what caused it.
+ */
+export interface Outgoing {
+  ref: string
+  type: EventType
+  room?: string
+  text?: string
+  seq?: number
+  state: 'sending' | 'accepted' | 'failed'
+  error?: string
+  since: number
+}
+
+export interface RoomState {
+  name: string
+  joined: boolean
+  members: string[]
+  messages: RoomMessage[]
+}
+
+export interface Session {
+  name: string
+  sessionId: string
+  token: string
+}
+
+export interface ChatState {
+  status: ConnectionStatus
+  me: Session | null
+  rooms: Record<string, RoomState>
+  active: string | null
+  outgoing: Outgoing[]
+  /** Something the server said that belongs to no particular input (a closing reason, say). */
+  notice: string | null
+}
+
+export type ChatAction =
+  | { kind: 'status'; status: ConnectionStatus }
+  | { kind: 'sending'; ref: string; type: EventType; room?: string; text?: string; at: number }
+  | { kind: 'accepted'; ref: string; seq: number }
+  | { kind: 'rejected'; ref: string; message: string }
+  | { kind: 'event'; type: string; payload: unknown }
+  | { kind: 'reconnected' }
+  | { kind: 'select'; room: string }
+  | { kind: 'dismiss'; ref: string }
+
+export const initialState: ChatState = {
+  status: 'disconnected',
+  me: null,
+  rooms: {},
+  active: null,
+  outgoing: [],
+  notice: null,
+}
+
+export function chatReducer(state: ChatState, action: ChatAction): ChatState {
+  switch (action.kind) {
+    case 'status':
+      return { ...state, status: action.status }
+    case 'sending': {
+      // A new attempt replaces the last failed one of its kind, so one reason shows per input.
+      const outgoing = state.outgoing.filter(
+        (o) => !(o.state === 'failed' && o.type === action.type && o.type !== 'say' && o.room === action.room),
+      )
+      const item: Outgoing = { ref: action.ref, type: action.type, room: action.room, text: action.text, state: 'sending', since: action.at }
+      return { ...state, outgoing: [...outgoing, item] }
+    }
+    case 'accepted':
+      return updateOutgoing(state, (o) => o.ref === action.ref && o.state === 'sending', (o) => ({ ...o, state: 'accepted', seq: action.seq }))
+    case 'rejected':
+      return updateOutgoing(state, (o) => o.ref === action.ref, (o) => ({ ...o, state: 'failed', error: action.message }))
+    case 'dismiss':
+      return { ...state, outgoing: state.outgoing.filter((o) => o.ref !== action.ref) }
+    case 'select':
+      return { ...state, active: action.room }
+    case 'reconnected':
+      // The new connection starts empty: answers to what the old one sent will not come to it,
+      // except room messages, which reach the room and are matched by their text below.
+      return {
+        ...state,
+        status: 'connected',
+        outgoing: state.outgoing.filter((o) => o.type === 'say' || o.state === 'failed'),
+      }
+    case 'event':
+      return applyEvent(state, action.type, action.payload)
+  }
+}
+
+function applyEvent(state: ChatState, type: string, payload: unknown): ChatState {
+  const p = (payload ?? {}) as Record<string, unknown>
+  switch (type) {
+    case 'signedIn': {
+      const me = { name: String(p.name), sessionId: String(p.sessionId), token: String(p.token) }
+      return { ...answer(state, (o) => o.type === 'signIn'), me }
+    }
+    case 'joined': {
+      const room = String(p.room)
+      const history = (p.history as RoomMessage[] | undefined) ?? []
+      const existing = state.rooms[room]
+      const next: RoomState = {
+        name: room,
+        joined: true,
+        members: (p.members as string[] | undefined) ?? [],
+        messages: mergeMessages(existing?.messages ?? [], history),
+      }
+      const asked = state.outgoing.some((o) => o.type === 'join' && o.room === room)
+      const answered = answer(withRoom(state, next), (o) => o.type === 'join' && o.room === room)
+      return { ...answered, active: asked || state.active === null ? room : state.active }
+    }
+    case 'left': {
+      const room = state.rooms[String(p.room)]
+      const answered = answer(state, (o) => o.type === 'leave' && o.room === String(p.room))
+      return room ? withRoom(answered, { ...room, joined: false, members: [] }) : answered
+    }
+    case 'memberJoined': {
+      const room = state.rooms[String(p.room)]
+      const name = String(p.name)
+      if (!room || room.members.includes(name)) return state
+      return withRoom(state, { ...room, members: [...room.members, name] })
+    }
+    case 'memberLeft': {
+      const room = state.rooms[String(p.room)]
+      if (!room) return state
+      const at = room.members.indexOf(String(p.name))
+      if (at < 0) return state
+      return withRoom(state, { ...room, members: room.members.filter((_, i) => i !== at) })
+    }
+    case 'message': {
+      const message = p as unknown as RoomMessage
+      const room = state.rooms[message.room] ?? { name: message.room, joined: true, members: [], messages: [] }
+      const merged = withRoom(state, { ...room, messages: mergeMessages(room.messages, [message]) })
+      return answer(merged, mineFor(state, message))
+    }
+    case 'error': {
+      const seq = Number(p.seq)
+      const failed = state.outgoing.some((o) => o.seq === seq)
+      if (!failed) return { ...state, notice: `${String(p.code)}: ${String(p.message)}` }
+      return updateOutgoing(state, (o) => o.seq === seq, (o) => ({ ...o, state: 'failed', error: String(p.message) }))
+    }
+    default:
+      return state
+  }
+}
+
+/** The pending `say` a room message answers: by its clientId, else (after a reconnect) by sender and text. */
+function mineFor(state: ChatState, message: RoomMessage): (o: Outgoing) => boolean {
+  if (message.clientId) return (o) => o.type === 'say' && o.ref === message.clientId
+  return (o) =>
+    o.type === 'say' && o.state === 'accepted' && o.room === message.room && o.text === message.text && message.from === state.me?.name
+}
+
+/** Removes the oldest outgoing event that a reply answers (failed ones stay until retried or dismissed). */
+function answer(state: ChatState, answers: (o: Outgoing) => boolean): ChatState {
+  const at = state.outgoing.findIndex((o) => o.state !== 'failed' && answers(o))
+  if (at < 0) return state
+  return { ...state, outgoing: state.outgoing.filter((_, i) => i !== at) }
+}
+
+function updateOutgoing(state: ChatState, match: (o: Outgoing) => boolean, update: (o: Outgoing) => Outgoing): ChatState {
+  let changed = false
+  const outgoing = state.outgoing.map((o) => (match(o) ? ((changed = true), update(o)) : o))
+  return changed ? { ...state, outgoing } : state
+}
+
+function withRoom(state: ChatState, room: RoomState): ChatState {
+  return { ...state, rooms: { ...state.rooms, [room.name]: room } }
+}
+
+/** Events accepted by the broker that no worker has answered yet: the "waiting for workers" state. */
+export function waitingForWorkers(state: ChatState): Outgoing[] {
+  return state.outgoing.filter((o) => o.state === 'accepted')
+}
+
+/** The latest refusal of an input of this kind (and room), to show next to it. */
+export function failureOf(state: ChatState, type: EventType, room?: string): Outgoing | undefined {
+  return state.outgoing.findLast((o) => o.state === 'failed' && o.type === type && (room === undefined || o.room === room))
+}

@@ -1,0 +1,80 @@
+import { useCallback, useEffect, useMemo, useReducer, useRef } from 'react'
+import { GatewayError, type Gateway } from '../gateway/gateway'
+import { chatReducer, initialState, type ChatState, type EventType } from './state'
+
+export interface ChatActions {
+  signIn(name: string): void
+  join(room: string): void
+  leave(room: string): void
+  say(room: string, text: string): void
+  select(room: string): void
+  dismiss(ref: string): void
+}
+
+let counter = 0
+/** A page-local id for an outgoing event; for `say` it also travels as the message's clientId. */
+function nextRef(): string {
+  counter += 1
+  return `${Date.now().toString(36)}-${counter}-${Math.random().toString(36).slice(2, 8)}`
+}
+
+/** The chat over a gateway: state from the server's events, actions that send through the gateway. */
+export function useChat(gateway: Gateway): [ChatState, ChatActions] {
+  const [state, dispatch] = useReducer(chatReducer, { ...initialState, status: gateway.status })
+  // The reconnect handler reads the state of its moment, not of the render that subscribed it.
+  const latest = useRef(state)
+  useEffect(() => {
+    latest.current = state
+  }, [state])
+
+  const send = useCallback(
+    async (type: EventType, payload: Record<string, string>, ref = nextRef()) => {
+      dispatch({ kind: 'sending', ref, type, room: payload.room, text: payload.text, at: Date.now() })
+      try {
+        const seq = await gateway.send(type, payload)
+        dispatch({ kind: 'accepted', ref, seq })
+      } catch (error) {
+        dispatch({ kind: 'rejected', ref, message: GatewayError.from(error).message })
+      }
+    },
+    [gateway],
+  )
+
+  useEffect(() => {
+    const subscriptions = [
+      gateway.onStatus((status) => dispatch({ kind: 'status', status })),
+      gateway.onAny((type, payload) => dispatch({ kind: 'event', type, payload })),
+      gateway.onClosing((reason) => dispatch({ kind: 'event', type: 'error', payload: { code: 'closing', message: reason } })),
+      gateway.onReconnected(() => {
+        dispatch({ kind: 'reconnected' })
+        // A new connection is a stranger to the workers: sign in again and rejoin. The rooms'
+        // histories come back with `joined` and merge by seq, so nothing shows twice.
+        const { me, rooms } = latest.current
+        if (!me) return
+        void (async () => {
+          await send('signIn', { name: me.name })
+          for (const room of Object.values(rooms).filter((r) => r.joined)) await send('join', { room: room.name })
+        })()
+      }),
+    ]
+    // A status change between the first render and this subscription is not missed.
+    dispatch({ kind: 'status', status: gateway.status })
+    return () => subscriptions.forEach((unsubscribe) => unsubscribe())
+  }, [gateway, send])
+
+  const actions = useMemo<ChatActions>(
+    () => ({
+      signIn: (name) => void send('signIn', { name: name.trim() }),
+      join: (room) => void send('join', { room: room.trim() }),
+      leave: (room) => void send('leave', { room }),
+      say: (room, text) => {
+        const ref = nextRef()
+        void send('say', { room, text, clientId: ref }, ref)
+      },
+      select: (room) => dispatch({ kind: 'select', room }),
+      dismiss: (ref) => dispatch({ kind: 'dismiss', ref }),
+    }),
+    [send],
+  )
+  return [state, actions]
+}

@@ -1,0 +1,15 @@
+import { StrictMode } from 'react'
+import { createRoot } from 'react-dom/client'
+import { App } from './App'
+import { connectGateway } from './gateway/gateway'
+import './styles.css'
+
+// The hub's address: `/hub` on this page's origin unless the page was built with another.
+const gateway = connectGateway({ url: import.meta.env.VITE_HUB_URL || undefined })
+void gateway.connect()
+
+createRoot(document.getElementById('root')!).render(
+  <StrictMode>
+    <App gateway={gateway} />
+  </StrictMode>,
+)
