@@ -40,3 +40,16 @@ stop_process() { # NAME [SIGNAL]
   fi
   rm -f "$pidfile"
 }
+
+install_apt() { # PACKAGE... : Debian packages, as root or through sudo
+  local sudo=""; [[ $(id -u) -ne 0 ]] && sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+client_dependencies() { # installs client/node_modules from the lock file when missing or stale
+  command -v npm >/dev/null 2>&1 || { echo "Node.js 20.19+ with npm is needed for the client (https://nodejs.org)" >&2; return 1; }
+  if [[ ! -f "$ROOT/client/node_modules/.package-lock.json" || "$ROOT/client/package-lock.json" -nt "$ROOT/client/node_modules/.package-lock.json" ]]; then
+    (cd "$ROOT/client" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
