@@ -48,7 +48,10 @@ install_apt() { # PACKAGE... : Debian packages, as root or through sudo
 }
 
 client_dependencies() { # installs client/node_modules from the lock file when missing or stale
-  command -v npm >/dev/null 2>&1 || { echo "Node.js 20.19+ with npm is needed for the client (https://nodejs.org)" >&2; return 1; }
+  local need="Node.js 20.19+ with npm is needed for the client (https://nodejs.org; Debian 12's own nodejs is 18, too old for Vite)"
+  command -v npm >/dev/null 2>&1 || { echo "$need" >&2; return 1; }
+  node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' \
+    || { echo "$need; found $(node --version)" >&2; return 1; }
   if [[ ! -f "$ROOT/client/node_modules/.package-lock.json" || "$ROOT/client/package-lock.json" -nt "$ROOT/client/node_modules/.package-lock.json" ]]; then
     (cd "$ROOT/client" && npm ci --no-audit --no-fund --loglevel=error)
   fi

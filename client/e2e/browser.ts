@@ -29,9 +29,9 @@ export class Person {
   static async open(browser: Browser, url: string, name: string, viewport = { width: 1100, height: 700 }): Promise<Person> {
     const context = await browser.newContext({ viewport })
     const page = await context.newPage()
-    await page.goto(url)
     const person = new Person(page, name)
     page.on('pageerror', (error) => person.errors.push(error.message))
+    await page.goto(url)
     await person.waitForStatus('connected')
     // Every change of the connection indicator, from here on, for "never left connected".
     await page.evaluate(() => {
@@ -50,15 +50,29 @@ export class Person {
   }
 
   async join(room: string): Promise<void> {
-    await this.page.getByLabel('New room').fill(room)
-    await this.page.getByRole('button', { name: 'Join', exact: true }).last().click()
+    const field = this.page.getByLabel('New room')
+    await field.fill(room)
+    await field.press('Enter')
     await this.page.getByRole('heading', { name: `# ${room}` }).waitFor()
+  }
+
+  close(): Promise<void> {
+    return this.page.context().close()
   }
 
   async say(text: string): Promise<void> {
     const box = this.page.getByLabel('message', { exact: true })
     await box.fill(text)
     await box.press('Enter')
+  }
+
+  /** Sends each text in turn, as fast as the page takes them, without waiting for replies. */
+  async sayAll(texts: string[]): Promise<void> {
+    for (const text of texts) await this.say(text)
+  }
+
+  async seqs(): Promise<number[]> {
+    return await this.page.locator('.messages li[data-seq]').evaluateAll((items) => items.map((li) => Number(li.getAttribute('data-seq'))))
   }
 
   /** The room's confirmed messages as "from: text", in the order the page shows them. */

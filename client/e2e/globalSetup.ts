@@ -1,12 +1,11 @@
 // One RabbitMQ for the browser tests: RABBITMQ_URI (with RABBITMQ_MANAGEMENT_URI) when set, else a
 // private node of Debian's rabbitmq-server started on free ports by scripts/rabbitmq-node. Also
-// builds the client, so the tests always run against the current code.
+// builds the client (type check included), so the tests always run against the current code.
 import { execFile } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { build } from 'vite'
 import type { TestProject } from 'vitest/node'
 import { clientDir, repositoryRoot } from './system'
 
@@ -19,7 +18,13 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject) {
-  await build({ root: clientDir, logLevel: 'warn', mode: process.env.E2E_MODE ?? 'production', build: { minify: !process.env.E2E_MODE } })
+  // The production build, as the run command makes it (Vitest's NODE_ENV=test would bundle
+  // React's development build).
+  const env = { ...process.env }
+  delete env.NODE_ENV
+  await run('npm', ['run', '--silent', 'build'], { cwd: clientDir, env }).catch((error: { stdout?: string; stderr?: string }) => {
+    throw new Error(`The client does not build:\n${error.stdout ?? ''}${error.stderr ?? ''}`)
+  })
 
   const given = process.env.RABBITMQ_URI
   if (given) {

@@ -58,6 +58,10 @@ export async function createVirtualHost(broker: BrokerAddress, name: string): Pr
   return amqp.toString()
 }
 
+// Whatever happens to the test run, no service outlives it.
+const running = new Set<ChildProcess>()
+process.once('exit', () => running.forEach((child) => child.kill('SIGKILL')))
+
 /** One .NET service as its own OS process: `dotnet X.dll`, ready when /health/ready answers. */
 export class Service {
   private exited = false
@@ -67,7 +71,11 @@ export class Service {
   private constructor(child: ChildProcess, url: string) {
     this.child = child
     this.url = url
-    child.once('exit', () => (this.exited = true))
+    running.add(child)
+    child.once('exit', () => {
+      this.exited = true
+      running.delete(child)
+    })
   }
 
   static async start(project: 'Hub.Front' | 'Chat.Worker', name: string, settings: Record<string, string>): Promise<Service> {
@@ -84,14 +92,19 @@ export class Service {
     child.stdout!.pipe(log)
     child.stderr!.pipe(log)
     const service = new Service(child, url)
-    await waitUntil(async () => {
-      if (service.exited) throw new Error(`${project} (${name}) exited before it was ready; see test-results/logs/${name}.log`)
-      try {
-        return (await fetch(`${url}/health/ready`)).ok
-      } catch {
-        return false
-      }
-    }, `${project} (${name}) reports ready`, 60_000)
+    try {
+      await waitUntil(async () => {
+        if (service.exited) throw new Error(`${project} (${name}) exited before it was ready; see test-results/logs/${name}.log`)
+        try {
+          return (await fetch(`${url}/health/ready`)).ok
+        } catch {
+          return false
+        }
+      }, `${project} (${name}) reports ready`, 60_000)
+    } catch (error) {
+      service.kill()
+      throw error
+    }
     return service
   }
 
@@ -99,11 +112,19 @@ export class Service {
     return !this.exited
   }
 
-  /** SIGTERM, as an orchestrator stops a service: in-flight events finish, then it exits. */
+  /**
+   * SIGTERM, as an orchestrator stops a service: in-flight events finish, then it exits. Past
+   * the service's own 30 s shutdown limit (plus room for a loaded machine), SIGKILL and fail.
+   */
   async stop(): Promise<void> {
     if (this.exited) return
     this.child.kill('SIGTERM')
-    await waitUntil(() => this.exited, 'the service exits after SIGTERM', 30_000)
+    try {
+      await waitUntil(() => this.exited, 'the service exits after SIGTERM', 45_000)
+    } catch (error) {
+      this.kill()
+      throw error
+    }
   }
 
   kill(): void {
@@ -132,22 +153,27 @@ export class ChatSystem {
   static async start(broker: BrokerAddress, label: string): Promise<ChatSystem> {
     const name = `e2e-${label}-${Date.now().toString(36)}`
     const system = new ChatSystem(name, await createVirtualHost(broker, name))
-    // Workers first: they declare the queue the hub sends to.
-    await system.startWorker()
-    system.hub = await Service.start('Hub.Front', `${name}-hub`, {
-      'ConnectionStrings:rabbitmq': system.brokerUri,
-      'Gateway:UpstreamQueue': 'chat-worker',
-    })
-    system.services.push(system.hub)
-    const port = await freePort()
-    system.server = await preview({
-      configFile: false,
-      root: clientDir,
-      logLevel: 'warn',
-      preview: { host: '127.0.0.1', port, strictPort: true, proxy: { '/hub': { target: system.hub.url, ws: true } } },
-    })
-    system.appUrl = `http://127.0.0.1:${port}/`
-    return system
+    try {
+      // Workers first: they declare the queue the hub sends to.
+      await system.startWorker()
+      system.hub = await Service.start('Hub.Front', `${name}-hub`, {
+        'ConnectionStrings:rabbitmq': system.brokerUri,
+        'Gateway:UpstreamQueue': 'chat-worker',
+      })
+      system.services.push(system.hub)
+      const port = await freePort()
+      system.server = await preview({
+        configFile: false,
+        root: clientDir,
+        logLevel: 'warn',
+        preview: { host: '127.0.0.1', port, strictPort: true, proxy: { '/hub': { target: system.hub.url, ws: true } } },
+      })
+      system.appUrl = `http://127.0.0.1:${port}/`
+      return system
+    } catch (error) {
+      await system.dispose()
+      throw error
+    }
   }
 
   async startWorker(): Promise<Service> {
@@ -166,7 +192,7 @@ export class ChatSystem {
   }
 
   async dispose(): Promise<void> {
-    await this.server?.close()
+    await this.server?.close().catch(() => undefined)
     await Promise.all(this.services.map((s) => s.stop().catch(() => s.kill())))
   }
 }

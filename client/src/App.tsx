@@ -19,10 +19,15 @@ export function App({ gateway }: { gateway: Gateway }) {
         <h1>SocketStarter chat</h1>
         {state.me && <span className="me">signed in as <strong>{state.me.name}</strong></span>}
         <ConnectionIndicator status={state.status} />
+        {state.status === 'disconnected' && state.me && (
+          <button type="button" className="small" onClick={actions.reconnect}>Reconnect</button>
+        )}
       </header>
       <WaitingBanner waiting={waitingForWorkers(state)} />
       {state.notice && (
-        <p className="banner notice" role="alert">{state.notice}</p>
+        <p className="banner notice" role="alert">
+          {state.notice} <button type="button" className="small" onClick={actions.dismissNotice}>Dismiss</button>
+        </p>
       )}
       {!state.me ? (
         <SignIn
@@ -34,6 +39,7 @@ export function App({ gateway }: { gateway: Gateway }) {
         <main className="layout">
           <RoomList rooms={rooms} active={state.active} joining={joining}
             joinFailure={state.outgoing.findLast((o) => o.type === 'join' && o.state === 'failed')}
+            leaveFailures={state.outgoing.filter((o) => o.type === 'leave' && o.state === 'failed')}
             onSelect={actions.select} onJoin={actions.join} onLeave={actions.leave} />
           {active ? (
             <RoomView key={active.name} room={active} me={state.me.name} outgoing={state.outgoing}

@@ -99,11 +99,67 @@ describe('chat state', () => {
       { kind: 'accepted', ref: 'j2', seq: 5 },
       { kind: 'reconnected' },
       event('joined', { room: 'lobby', members: ['Ada'], lastSeq: 1, history: [
-        { room: 'lobby', seq: 1, from: 'Ada', text: 'during the blip', at: '' }] }),
-      message(1, 'during the blip'))
+        { room: 'lobby', seq: 1, from: 'Ada', text: 'during the blip', at: '' }] }))
 
     expect(state.outgoing).toEqual([])
     expect(state.rooms.lobby.messages.map((m) => m.text)).toEqual(['during the blip'])
+  })
+
+  it('does not let an old connection’s seq catch the new connection’s errors', () => {
+    const state = run(...inLobby,
+      { kind: 'sending', ref: 'c1', type: 'say', room: 'lobby', text: 'old', at: 0 },
+      { kind: 'accepted', ref: 'c1', seq: 4 },
+      { kind: 'reconnected' },
+      { kind: 'sending', ref: 'j2', type: 'join', room: 'x', at: 0 },
+      { kind: 'accepted', ref: 'j2', seq: 4 },
+      event('error', { code: 'invalid_room', message: 'bad room', seq: 4, type: 'join' }))
+
+    expect(state.outgoing.find((o) => o.ref === 'c1')?.state).toBe('accepted')
+    expect(failureOf(state, 'join')?.error).toBe('bad room')
+  })
+
+  it('keeps a worker error that overtook the hub’s answer until the answer names its seq', () => {
+    const state = run(...inLobby,
+      { kind: 'sending', ref: 'c1', type: 'say', room: 'lobby', text: 'hi', at: 0 },
+      event('error', { code: 'invalid_text', message: 'too long', seq: 4, type: 'say' }),
+      { kind: 'accepted', ref: 'c1', seq: 4 })
+
+    expect(state.outgoing).toMatchObject([{ ref: 'c1', state: 'failed', error: 'too long' }])
+    expect(state.notice).toBeNull()
+    expect(state.early).toEqual({})
+  })
+
+  it('does not move the open room when the page rejoins rooms by itself after a reconnect', () => {
+    const state = run(...inLobby,
+      { kind: 'sending', ref: 'j2', type: 'join', room: 'second', at: 0 },
+      event('joined', { room: 'second', members: ['Ada'], history: [], lastSeq: 0 }),
+      { kind: 'select', room: 'lobby' },
+      { kind: 'reconnected' },
+      { kind: 'sending', ref: 'a1', type: 'join', room: 'lobby', at: 0, auto: true },
+      { kind: 'sending', ref: 'a2', type: 'join', room: 'second', at: 0, auto: true },
+      event('joined', { room: 'lobby', members: ['Ada'], history: [], lastSeq: 0 }),
+      event('joined', { room: 'second', members: ['Ada'], history: [], lastSeq: 0 }))
+
+    expect(state.active).toBe('lobby')
+  })
+
+  it('sends the person back to the sign-in form when signing in again after a reconnect fails', () => {
+    const state = run(...inLobby, { kind: 'reconnected' },
+      { kind: 'sending', ref: 's2', type: 'signIn', at: 0, auto: true },
+      { kind: 'rejected', ref: 's2', message: 'The broker is unavailable.', code: 'broker_unavailable' })
+
+    expect(state.me).toBeNull()
+    expect(failureOf(state, 'signIn')?.error).toBe('The broker is unavailable.')
+  })
+
+  it('clears a message refused in doubt when it turns out to have arrived', () => {
+    const state = run(...inLobby,
+      { kind: 'sending', ref: 'c1', type: 'say', room: 'lobby', text: 'maybe', at: 0 },
+      { kind: 'rejected', ref: 'c1', message: 'No confirm in time.', code: 'not_confirmed' },
+      message(1, 'maybe', { clientId: 'c1' }))
+
+    expect(state.outgoing).toEqual([])
+    expect(state.rooms.lobby.messages.map((m) => m.text)).toEqual(['maybe'])
   })
 
   it('shows an error that belongs to no input as a notice', () => {

@@ -16,7 +16,11 @@ export interface Outgoing {
   seq?: number
   state: 'sending' | 'accepted' | 'failed'
   error?: string
+  /** For a refusal by the hub: its code; `not_confirmed` and `connection_lost` mean "in doubt". */
+  errorCode?: string
   since: number
+  /** Sent by the page itself (a rejoin after a reconnect), not by the person. */
+  auto?: boolean
 }
 
 export interface RoomState {
@@ -40,17 +44,20 @@ export interface ChatState {
   outgoing: Outgoing[]
   /** Something the server said that belongs to no particular input (a closing reason, say). */
   notice: string | null
+  /** Worker errors that overtook the hub's answer to their Send, by seq, until that answer comes. */
+  early: Record<number, string>
 }
 
 export type ChatAction =
   | { kind: 'status'; status: ConnectionStatus }
-  | { kind: 'sending'; ref: string; type: EventType; room?: string; text?: string; at: number }
+  | { kind: 'sending'; ref: string; type: EventType; room?: string; text?: string; at: number; auto?: boolean }
   | { kind: 'accepted'; ref: string; seq: number }
-  | { kind: 'rejected'; ref: string; message: string }
+  | { kind: 'rejected'; ref: string; message: string; code?: string }
   | { kind: 'event'; type: string; payload: unknown }
   | { kind: 'reconnected' }
   | { kind: 'select'; room: string }
   | { kind: 'dismiss'; ref: string }
+  | { kind: 'dismissNotice' }
 
 export const initialState: ChatState = {
   status: 'disconnected',
@@ -59,6 +66,7 @@ export const initialState: ChatState = {
   active: null,
   outgoing: [],
   notice: null,
+  early: {},
 }
 
 export function chatReducer(state: ChatState, action: ChatAction): ChatState {
@@ -66,28 +74,42 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
     case 'status':
       return { ...state, status: action.status }
     case 'sending': {
-      // A new attempt replaces the last failed one of its kind, so one reason shows per input.
-      const outgoing = state.outgoing.filter(
-        (o) => !(o.state === 'failed' && o.type === action.type && o.type !== 'say' && o.room === action.room),
-      )
-      const item: Outgoing = { ref: action.ref, type: action.type, room: action.room, text: action.text, state: 'sending', since: action.at }
+      // A new attempt replaces the failed ones of its kind, so one reason shows per input.
+      const outgoing = state.outgoing.filter((o) => !(o.state === 'failed' && o.type === action.type && o.type !== 'say'))
+      const item: Outgoing = {
+        ref: action.ref, type: action.type, room: action.room, text: action.text, state: 'sending', since: action.at, auto: action.auto,
+      }
       return { ...state, outgoing: [...outgoing, item] }
     }
-    case 'accepted':
+    case 'accepted': {
+      const early = state.early[action.seq]
+      if (early !== undefined) {
+        const { [action.seq]: _, ...rest } = state.early
+        void _
+        return fail({ ...state, early: rest }, (o) => o.ref === action.ref, early)
+      }
       return updateOutgoing(state, (o) => o.ref === action.ref && o.state === 'sending', (o) => ({ ...o, state: 'accepted', seq: action.seq }))
+    }
     case 'rejected':
-      return updateOutgoing(state, (o) => o.ref === action.ref, (o) => ({ ...o, state: 'failed', error: action.message }))
+      return fail(state, (o) => o.ref === action.ref, action.message, action.code)
     case 'dismiss':
       return { ...state, outgoing: state.outgoing.filter((o) => o.ref !== action.ref) }
+    case 'dismissNotice':
+      return { ...state, notice: null }
     case 'select':
       return { ...state, active: action.room }
     case 'reconnected':
       // The new connection starts empty: answers to what the old one sent will not come to it,
-      // except room messages, which reach the room and are matched by their text below.
+      // except room messages, which reach the room and are matched by sender and text. Its
+      // seqs start again at 1, so the old ones must not catch the new connection's errors.
       return {
         ...state,
         status: 'connected',
-        outgoing: state.outgoing.filter((o) => o.type === 'say' || o.state === 'failed'),
+        notice: null,
+        early: {},
+        outgoing: state.outgoing
+          .filter((o) => o.type === 'say' || o.state === 'failed')
+          .map((o) => ({ ...o, seq: undefined })),
       }
     case 'event':
       return applyEvent(state, action.type, action.payload)
@@ -111,8 +133,10 @@ function applyEvent(state: ChatState, type: string, payload: unknown): ChatState
         members: (p.members as string[] | undefined) ?? [],
         messages: mergeMessages(existing?.messages ?? [], history),
       }
-      const asked = state.outgoing.some((o) => o.type === 'join' && o.room === room)
-      const answered = answer(withRoom(state, next), (o) => o.type === 'join' && o.room === room)
+      const asked = state.outgoing.some((o) => o.type === 'join' && o.room === room && !o.auto)
+      let answered = answer(withRoom(state, next), (o) => o.type === 'join' && o.room === room)
+      // What this page sent before a reconnect may come back only in the history.
+      for (const message of history) answered = answer(answered, mineFor(answered, message))
       return { ...answered, active: asked || state.active === null ? room : state.active }
     }
     case 'left': {
@@ -141,27 +165,47 @@ function applyEvent(state: ChatState, type: string, payload: unknown): ChatState
     }
     case 'error': {
       const seq = Number(p.seq)
-      const failed = state.outgoing.some((o) => o.seq === seq)
-      if (!failed) return { ...state, notice: `${String(p.code)}: ${String(p.message)}` }
-      return updateOutgoing(state, (o) => o.seq === seq, (o) => ({ ...o, state: 'failed', error: String(p.message) }))
+      const message = String(p.message)
+      if (state.outgoing.some((o) => o.seq === seq && o.state === 'accepted')) {
+        return fail(state, (o) => o.seq === seq && o.state === 'accepted', message)
+      }
+      // The worker can answer before the hub has told this page the event's seq.
+      if (Number.isInteger(seq) && state.outgoing.some((o) => o.state === 'sending')) {
+        return { ...state, early: { ...state.early, [seq]: message } }
+      }
+      return { ...state, notice: `${String(p.code)}: ${message}` }
     }
     default:
       return state
   }
 }
 
-/** The pending `say` a room message answers: by its clientId, else (after a reconnect) by sender and text. */
+/**
+ * The pending `say` a room message answers: by its clientId, else (its reply went to a connection
+ * that is gone) by sender and text. A `say` that failed in doubt (no confirm, connection lost)
+ * may still arrive, and then it is answered too, so the person does not send it again.
+ */
 function mineFor(state: ChatState, message: RoomMessage): (o: Outgoing) => boolean {
   if (message.clientId) return (o) => o.type === 'say' && o.ref === message.clientId
   return (o) =>
-    o.type === 'say' && o.state === 'accepted' && o.room === message.room && o.text === message.text && message.from === state.me?.name
+    o.type === 'say' && o.state !== 'sending' && o.seq === undefined && o.room === message.room && o.text === message.text && message.from === state.me?.name
 }
 
-/** Removes the oldest outgoing event that a reply answers (failed ones stay until retried or dismissed). */
+/** Removes the oldest outgoing event that a reply answers. */
 function answer(state: ChatState, answers: (o: Outgoing) => boolean): ChatState {
-  const at = state.outgoing.findIndex((o) => o.state !== 'failed' && answers(o))
+  const at = state.outgoing.findIndex(answers)
   if (at < 0) return state
   return { ...state, outgoing: state.outgoing.filter((_, i) => i !== at) }
+}
+
+/**
+ * Marks an outgoing event refused. A sign-in refused while the page thought it was signed in
+ * (signing in again after a reconnect) sends the person back to the sign-in form, where it shows.
+ */
+function fail(state: ChatState, match: (o: Outgoing) => boolean, error: string, errorCode?: string): ChatState {
+  const failed = updateOutgoing(state, match, (o) => ({ ...o, state: 'failed', error, errorCode }))
+  const signIn = failed.outgoing.some((o) => o.type === 'signIn' && o.state === 'failed' && match(o))
+  return signIn && failed.me ? { ...failed, me: null } : failed
 }
 
 function updateOutgoing(state: ChatState, match: (o: Outgoing) => boolean, update: (o: Outgoing) => Outgoing): ChatState {
@@ -172,6 +216,11 @@ function updateOutgoing(state: ChatState, match: (o: Outgoing) => boolean, updat
 
 function withRoom(state: ChatState, room: RoomState): ChatState {
   return { ...state, rooms: { ...state.rooms, [room.name]: room } }
+}
+
+/** Refused by the hub without certainty: the event may still be processed. */
+export function inDoubt(o: Outgoing): boolean {
+  return o.errorCode === 'not_confirmed' || o.errorCode === 'connection_lost'
 }
 
 /** Events accepted by the broker that no worker has answered yet: the "waiting for workers" state. */

@@ -9,6 +9,9 @@ export interface ChatActions {
   say(room: string, text: string): void
   select(room: string): void
   dismiss(ref: string): void
+  dismissNotice(): void
+  /** After the hub closed the connection for good: connect again (and sign in again). */
+  reconnect(): void
 }
 
 let counter = 0
@@ -28,13 +31,14 @@ export function useChat(gateway: Gateway): [ChatState, ChatActions] {
   }, [state])
 
   const send = useCallback(
-    async (type: EventType, payload: Record<string, string>, ref = nextRef()) => {
-      dispatch({ kind: 'sending', ref, type, room: payload.room, text: payload.text, at: Date.now() })
+    async (type: EventType, payload: Record<string, string>, ref = nextRef(), auto = false) => {
+      dispatch({ kind: 'sending', ref, type, room: payload.room, text: payload.text, at: Date.now(), auto })
       try {
         const seq = await gateway.send(type, payload)
         dispatch({ kind: 'accepted', ref, seq })
       } catch (error) {
-        dispatch({ kind: 'rejected', ref, message: GatewayError.from(error).message })
+        const refusal = GatewayError.from(error)
+        dispatch({ kind: 'rejected', ref, message: refusal.message, code: refusal.code })
       }
     },
     [gateway],
@@ -52,8 +56,8 @@ export function useChat(gateway: Gateway): [ChatState, ChatActions] {
         const { me, rooms } = latest.current
         if (!me) return
         void (async () => {
-          await send('signIn', { name: me.name })
-          for (const room of Object.values(rooms).filter((r) => r.joined)) await send('join', { room: room.name })
+          await send('signIn', { name: me.name }, nextRef(), true)
+          for (const room of Object.values(rooms).filter((r) => r.joined)) await send('join', { room: room.name }, nextRef(), true)
         })()
       }),
     ]
@@ -73,8 +77,10 @@ export function useChat(gateway: Gateway): [ChatState, ChatActions] {
       },
       select: (room) => dispatch({ kind: 'select', room }),
       dismiss: (ref) => dispatch({ kind: 'dismiss', ref }),
+      dismissNotice: () => dispatch({ kind: 'dismissNotice' }),
+      reconnect: () => void gateway.connect(),
     }),
-    [send],
+    [gateway, send],
   )
   return [state, actions]
 }

@@ -7,12 +7,13 @@ interface Props {
   active: string | null
   joining: string[]
   joinFailure?: Outgoing
+  leaveFailures: Outgoing[]
   onSelect(room: string): void
   onJoin(room: string): void
   onLeave(room: string): void
 }
 
-export function RoomList({ rooms, active, joining, joinFailure, onSelect, onJoin, onLeave }: Props) {
+export function RoomList({ rooms, active, joining, joinFailure, leaveFailures, onSelect, onJoin, onLeave }: Props) {
   const [draft, setDraft] = useState('')
   const [attempted, setAttempted] = useState(false)
   const verdict = checkRoom(draft)
@@ -40,6 +41,9 @@ export function RoomList({ rooms, active, joining, joinFailure, onSelect, onJoin
             ) : (
               <button type="button" className="small" disabled={joining.includes(room.name)} onClick={() => onJoin(room.name)}>Join</button>
             )}
+            {room.name !== active && leaveFailures.filter((f) => f.room === room.name).map((f) => (
+              <p key={f.ref} className="field-error" role="alert">{f.error}</p>
+            ))}
           </li>
         ))}
         {joining.filter((name) => !rooms.some((r) => r.name === name)).map((name) => (

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState, type KeyboardEvent } from 'react'
-import type { Outgoing, RoomState } from '../chat/state'
+import { inDoubt, type Outgoing, type RoomState } from '../chat/state'
 import { checkText, maxTextLength } from '../chat/validation'
 import { waitingAfterMs } from './WaitingBanner'
 import { useNow } from './useNow'
@@ -27,12 +27,17 @@ export function RoomView({ room, me, outgoing, leaveFailure, onSay, onJoin, onLe
   const showVerdict = verdict !== null && (attempted || text.length > maxTextLength)
   const pending = outgoing.filter((o) => o.type === 'say' && o.room === room.name)
   const now = useNow(pending.some((o) => o.state === 'accepted'))
-  const end = useRef<HTMLLIElement>(null)
+  const list = useRef<HTMLOListElement>(null)
+  const following = useRef(true)
 
+  // Follow new messages only while the person is at the bottom, not while reading history.
   useEffect(() => {
-    // Newer browsers return a promise here, which React would take for a clean-up function.
-    void end.current?.scrollIntoView({ block: 'end' })
+    if (following.current && list.current) list.current.scrollTop = list.current.scrollHeight
   }, [room.messages.length, pending.length])
+  const onScroll = () => {
+    const l = list.current
+    if (l) following.current = l.scrollHeight - l.scrollTop - l.clientHeight < 40
+  }
 
   const send = () => {
     setAttempted(true)
@@ -57,7 +62,7 @@ export function RoomView({ room, me, outgoing, leaveFailure, onSay, onJoin, onLe
       </header>
       {leaveFailure && <p className="field-error" role="alert">{leaveFailure.error}</p>}
       <div className="room-body">
-        <ol className="messages" role="log" aria-label="messages">
+        <ol className="messages" role="log" aria-label="messages" ref={list} onScroll={onScroll}>
           {room.messages.length === 0 && pending.length === 0 && <li className="hint">No messages yet. Say hello.</li>}
           {room.messages.map((m) => (
             <li key={m.seq} className={m.from === me ? 'message mine' : 'message'} data-seq={m.seq}>
@@ -74,7 +79,7 @@ export function RoomView({ room, me, outgoing, leaveFailure, onSay, onJoin, onLe
                 <span className="state">
                   {o.state === 'sending' && 'sending…'}
                   {o.state === 'accepted' && (now - o.since >= waitingAfterMs ? 'queued, waiting for workers…' : 'sent')}
-                  {o.state === 'failed' && 'not sent'}
+                  {o.state === 'failed' && (inDoubt(o) ? 'may not have been sent' : 'not sent')}
                 </span>
               </span>
               <span className="text">{o.text}</span>
@@ -85,7 +90,6 @@ export function RoomView({ room, me, outgoing, leaveFailure, onSay, onJoin, onLe
               )}
             </li>
           ))}
-          <li ref={end} aria-hidden="true" className="end" />
         </ol>
         <aside className="members" aria-label="members">
           <h3>Members ({room.members.length})</h3>

@@ -112,6 +112,20 @@ describe('Gateway', () => {
     expect(gateway.status).toBe('disconnected')
   })
 
+  it('counts a start after the connection closed for good as a reconnect, so the page signs in again', async () => {
+    const connection = new FakeConnection()
+    const gateway = new Gateway(connection)
+    let reconnects = 0
+    gateway.onReconnected(() => (reconnects += 1))
+
+    await gateway.connect()
+    connection.close()
+    await Promise.all([gateway.connect(), gateway.connect()])
+
+    expect(reconnects).toBe(1)
+    expect(gateway.status).toBe('connected')
+  })
+
   it('is disconnected after a failed start, and says why', async () => {
     const connection = new FakeConnection()
     connection.failStart = true

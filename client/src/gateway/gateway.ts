@@ -41,7 +41,7 @@ export class GatewayError extends Error {
     const text = error instanceof Error ? error.message : String(error)
     const match = /HubException: ([a-z_]+): ([\s\S]*)$/.exec(text)
     if (match) return new GatewayError(match[1], match[2])
-    return new GatewayError('connection_lost', `The event was not sent: ${text}`)
+    return new GatewayError('connection_lost', `The connection failed during the send, so it may not have been sent (${text}).`)
   }
 }
 
@@ -54,6 +54,8 @@ export class Gateway {
   private readonly reconnectedListeners = new Set<Listener<void>>()
   private readonly closingListeners = new Set<Listener<string>>()
   private currentStatus: ConnectionStatus = 'disconnected'
+  private hasBeenConnected = false
+  private connecting?: Promise<void>
   private readonly connection: GatewayConnection
 
   constructor(connection: GatewayConnection) {
@@ -62,6 +64,7 @@ export class Gateway {
     connection.on('Closing', (reason: string) => this.closingListeners.forEach((l) => l(reason)))
     connection.onreconnecting(() => this.setStatus('reconnecting'))
     connection.onreconnected(() => {
+      this.hasBeenConnected = true
       this.setStatus('connected')
       this.reconnectedListeners.forEach((l) => l())
     })
@@ -77,6 +80,9 @@ export class Gateway {
     try {
       await this.connection.start()
       this.setStatus('connected')
+      // Started again after the connection closed for good: as new to the server as a reconnect.
+      if (this.hasBeenConnected) this.reconnectedListeners.forEach((l) => l())
+      this.hasBeenConnected = true
     } catch (error) {
       this.setStatus('disconnected')
       throw error
@@ -84,15 +90,18 @@ export class Gateway {
   }
 
   /** Starts, retrying with back-off until the hub answers; automatic reconnect takes over after that. */
-  async connect(): Promise<void> {
-    for (let attempt = 0; ; attempt += 1) {
-      try {
-        await this.start()
-        return
-      } catch {
-        await new Promise((resolve) => setTimeout(resolve, Math.min(10_000, 1000 * 2 ** attempt)))
+  connect(): Promise<void> {
+    this.connecting ??= (async () => {
+      for (let attempt = 0; ; attempt += 1) {
+        try {
+          await this.start()
+          return
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, Math.min(10_000, 1000 * 2 ** attempt)))
+        }
       }
-    }
+    })().finally(() => (this.connecting = undefined))
+    return this.connecting
   }
 
   stop(): Promise<void> {
@@ -132,7 +141,7 @@ export class Gateway {
     return () => this.statusListeners.delete(listener)
   }
 
-  /** After an automatic reconnect: a new connection, which the server knows nothing about yet. */
+  /** After a reconnect, automatic or by start() again: a new connection, unknown to the server. */
   onReconnected(listener: Listener<void>): () => void {
     this.reconnectedListeners.add(listener)
     return () => this.reconnectedListeners.delete(listener)
