@@ -11,6 +11,18 @@ public static class GatewayRejection
     public const string NotConfirmed = "not_confirmed";
     public const string NotRouted = "not_routed";
     public const string UnknownConnection = "unknown_connection";
+    public const string RateLimited = "rate_limited";
+    public const string TooManyConnections = "too_many_connections";
+    public const string TooManyViolations = "too_many_violations";
 
-    public static HubException Create(string code, string message) => new($"{code}: {message}");
+    public static HubException Create(string code, string message) => new GatewayRejectedException(code, $"{code}: {message}");
+
+    /// <summary>Refusals caused by what the client sent, as opposed to the broker's state: they count as abuse when repeated.</summary>
+    public static bool IsClientFault(string code) => code is PayloadTooLarge or InvalidType or RateLimited;
+}
+
+/// <summary>A refusal whose <see cref="Code"/> the hub can act on without parsing the message.</summary>
+public sealed class GatewayRejectedException(string code, string message) : HubException(message)
+{
+    public string Code { get; } = code;
 }
