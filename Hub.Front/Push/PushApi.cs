@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using SocketStarter.Messages;
 
@@ -51,7 +52,7 @@ public static partial class PushApi
             .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
-        api.MapPost("/:send", async (HttpContext http, string[]? excluded, PushPublisher publisher) =>
+        api.MapPost("/:send", async (HttpContext http, [FromQuery] string[]? excluded, PushPublisher publisher) =>
             await SendAsync<SendToAll>(http, publisher, () => Ids(excluded, "excluded"),
                 e => new SendToAll { Type = e.Type, Payload = e.Payload!.Value, ExceptConnectionIds = NullIfEmpty(excluded) }))
             .AcceptsEvent()
@@ -63,7 +64,7 @@ public static partial class PushApi
             .AcceptsEvent()
             .WithName("SendToUser").WithSummary("Send an event to every connection of an authenticated user (the JWT's user id claim).");
 
-        api.MapPost("/groups/{group}/:send", async (HttpContext http, string group, string[]? excluded, PushPublisher publisher) =>
+        api.MapPost("/groups/{group}/:send", async (HttpContext http, string group, [FromQuery] string[]? excluded, PushPublisher publisher) =>
             await SendAsync<SendToGroup>(http, publisher, () => Id(group, "group") ?? Ids(excluded, "excluded"),
                 e => new SendToGroup { Group = group, Type = e.Type, Payload = e.Payload!.Value, ExceptConnectionIds = NullIfEmpty(excluded) }))
             .AcceptsEvent()
