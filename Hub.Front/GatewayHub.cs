@@ -18,7 +18,7 @@ public sealed class GatewayHub(UpstreamGateway gateway, ConnectionLimits limits)
         {
             limits.Open(Context);
         }
-        catch (GatewayRejectedException rejection)
+        catch (HubException rejection)
         {
             // SignalR closes the connection with the exception's message and tells the client not to reconnect.
             await Clients.Caller.Closing(rejection.Message);
@@ -40,9 +40,9 @@ public sealed class GatewayHub(UpstreamGateway gateway, ConnectionLimits limits)
             limits.Accepted(Context);
             return seq;
         }
-        catch (GatewayRejectedException rejection) when (GatewayRejection.IsClientFault(rejection.Code))
+        catch (HubException rejection) when (GatewayRejection.IsClientFault(GatewayRejection.CodeOf(rejection)))
         {
-            await limits.ViolatedAsync(Context, Clients.Caller, rejection.Code);
+            await limits.ViolatedAsync(Context, Clients.Caller, GatewayRejection.CodeOf(rejection)!);
             throw;
         }
     }

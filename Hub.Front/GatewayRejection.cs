@@ -15,14 +15,12 @@ public static class GatewayRejection
     public const string TooManyConnections = "too_many_connections";
     public const string TooManyViolations = "too_many_violations";
 
-    public static HubException Create(string code, string message) => new GatewayRejectedException(code, $"{code}: {message}");
+    // A plain HubException: clients see "HubException: code: message"; a subclass would change that name.
+    public static HubException Create(string code, string message) => new($"{code}: {message}") { Data = { [nameof(GatewayRejection)] = code } };
+
+    /// <summary>The code a refusal was created with, or null for any other exception.</summary>
+    public static string? CodeOf(Exception exception) => exception.Data[nameof(GatewayRejection)] as string;
 
     /// <summary>Refusals caused by what the client sent, as opposed to the broker's state: they count as abuse when repeated.</summary>
-    public static bool IsClientFault(string code) => code is PayloadTooLarge or InvalidType or RateLimited;
-}
-
-/// <summary>A refusal whose <see cref="Code"/> the hub can act on without parsing the message.</summary>
-public sealed class GatewayRejectedException(string code, string message) : HubException(message)
-{
-    public string Code { get; } = code;
+    public static bool IsClientFault(string? code) => code is PayloadTooLarge or InvalidType or RateLimited;
 }

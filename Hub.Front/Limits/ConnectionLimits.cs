@@ -15,8 +15,15 @@ public sealed partial class ConnectionLimits(
     IOptions<GatewayOptions> gatewayOptions,
     GatewayMetrics metrics,
     IMeterFactory meterFactory,
+    TimeProvider time,
     ILogger<ConnectionLimits> logger)
 {
+    /// <summary>
+    /// Abort tears the transport down at once; without a moment to send it, the reason is lost now and then.
+    /// Only the offending connection waits (SignalR runs one invocation per connection at a time).
+    /// </summary>
+    private static readonly TimeSpan ReasonGrace = TimeSpan.FromMilliseconds(250);
+
     private readonly LimitsOptions _options = options.Value;
     private readonly Dictionary<string, int> _perAddress = [];
     private readonly Counter<long> _closed = meterFactory.Create(GatewayMetrics.MeterName)
@@ -90,6 +97,7 @@ public sealed partial class ConnectionLimits(
         _closed.Add(1, _instance, new("reason", code));
         LogClosed(context.ConnectionId, _options.ViolationsBeforeClose, code);
         await caller.Closing($"{GatewayRejection.TooManyViolations}: {_options.ViolationsBeforeClose} refused events in a row (last: {code}).");
+        await Task.Delay(ReasonGrace, time);
         context.Abort();
     }
 
