@@ -27,7 +27,7 @@ public static partial class GatewayAuthentication
         builder.Services.AddAuthentication()
             .AddJwtBearer(o =>
             {
-                // Claims keep their JWT names ("sub", "name"), so the configured claim names mean what they say.
+                // Claims keep their JWT names ("sub", "name"): the configured claim names are the ones in the token.
                 o.MapInboundClaims = false;
                 o.RequireHttpsMetadata = auth.RequireHttpsMetadata;
                 if (!string.IsNullOrWhiteSpace(auth.Authority))
