@@ -16,7 +16,7 @@ public sealed partial class ConnectionLimits(
     GatewayMetrics metrics,
     IMeterFactory meterFactory,
     TimeProvider time,
-    ILogger<ConnectionLimits> logger)
+    ILogger<ConnectionLimits> logger) : IDisposable
 {
     /// <summary>
     /// Abort tears the transport down at once; without a moment to send it, the reason is lost now and then.
@@ -29,6 +29,17 @@ public sealed partial class ConnectionLimits(
     private readonly Counter<long> _closed = meterFactory.Create(GatewayMetrics.MeterName)
         .CreateCounter<long>("gateway.connections.closed_by_limits", description: "Connections refused or closed by an abuse limit, by reason.");
     private readonly KeyValuePair<string, object?> _instance = new("hub.instance", gatewayOptions.Value.InstanceId);
+
+    // One bucket per connection, all refilled by the partitioned limiter's single timer rather than a
+    // timer per connection; a bucket left full after its connection closed is evicted when idle.
+    private readonly PartitionedRateLimiter<string> _rate = PartitionedRateLimiter.Create<string, string>(connectionId =>
+        RateLimitPartition.GetTokenBucketLimiter(connectionId, _ => new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = options.Value.EventBurst,
+            TokensPerPeriod = options.Value.EventsPerSecond % 10 == 0 ? options.Value.EventsPerSecond / 10 : options.Value.EventsPerSecond,
+            ReplenishmentPeriod = options.Value.EventsPerSecond % 10 == 0 ? TimeSpan.FromMilliseconds(100) : TimeSpan.FromSeconds(1),
+            QueueLimit = 0,
+        }));
 
     /// <summary>Admits a new connection or refuses it with <c>too_many_connections</c>.</summary>
     public void Open(HubCallerContext context)
@@ -47,21 +58,13 @@ public sealed partial class ConnectionLimits(
             _perAddress[address] = open + 1;
         }
 
-        context.Items[typeof(Budget)] = new Budget(address, new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
-        {
-            TokenLimit = _options.EventBurst,
-            TokensPerPeriod = Math.Max(1, _options.EventsPerSecond / 10),
-            ReplenishmentPeriod = TimeSpan.FromSeconds(_options.EventsPerSecond >= 10 ? 0.1 : 1.0 / _options.EventsPerSecond),
-            QueueLimit = 0,
-            AutoReplenishment = true,
-        }));
+        context.Items[typeof(Budget)] = new Budget(address);
     }
 
     public void Close(HubCallerContext context)
     {
         if (!context.Items.TryGetValue(typeof(Budget), out var item) || item is not Budget budget || !budget.TryRelease())
             return;
-        budget.Limiter.Dispose();
         lock (_perAddress)
         {
             if (--_perAddress[budget.Address] <= 0)
@@ -72,8 +75,7 @@ public sealed partial class ConnectionLimits(
     /// <summary>Takes one token for an event, or refuses it with <c>rate_limited</c>.</summary>
     public async Task AdmitAsync(HubCallerContext context, IGatewayClient caller)
     {
-        var budget = BudgetOf(context);
-        using var lease = budget.Limiter.AttemptAcquire();
+        using var lease = _rate.AttemptAcquire(context.ConnectionId);
         if (lease.IsAcquired)
             return;
 
@@ -113,12 +115,13 @@ public sealed partial class ConnectionLimits(
     [LoggerMessage(LogLevel.Warning, "Closed connection {ConnectionId} after {Violations} refused events in a row (last: {Reason})")]
     private partial void LogClosed(string connectionId, int violations, string reason);
 
-    private sealed class Budget(string address, TokenBucketRateLimiter limiter)
+    public void Dispose() => _rate.Dispose();
+
+    private sealed class Budget(string address)
     {
         private int _released;
         public int Violations;
         public string Address { get; } = address;
-        public TokenBucketRateLimiter Limiter { get; } = limiter;
         public bool TryRelease() => Interlocked.Exchange(ref _released, 1) == 0;
     }
 }
