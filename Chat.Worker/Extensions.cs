@@ -18,6 +18,10 @@ public static class Extensions
             .BindConfiguration(WorkerOptions.Section)
             .ValidateDataAnnotations()
             .ValidateOnStart();
+        builder.Services.AddOptions<ChatOptions>()
+            .BindConfiguration(ChatOptions.Section)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
         builder.Services.AddOptions<StoreOptions>()
             .BindConfiguration(StoreOptions.Section)
             .ValidateDataAnnotations()

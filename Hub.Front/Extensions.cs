@@ -2,7 +2,10 @@ using MassTransit;
 using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.Extensions.Options;
+using SocketStarter.HubFront.Auth;
 using SocketStarter.HubFront.Consumers;
+using SocketStarter.HubFront.Limits;
+using SocketStarter.HubFront.Push;
 using SocketStarter.ServiceDefaults;
 
 namespace SocketStarter.HubFront;
@@ -18,6 +21,14 @@ public static class Extensions
             .BindConfiguration(GatewayOptions.Section)
             .ValidateDataAnnotations()
             .ValidateOnStart();
+
+        builder.Services.AddOptions<LimitsOptions>()
+            .BindConfiguration(LimitsOptions.Section)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        builder.Services.AddSingleton<ConnectionLimits>();
+        builder.AddGatewayAuthentication();
+        builder.AddPushApi();
 
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<GatewayMetrics>();
@@ -62,7 +73,9 @@ public static class Extensions
 
     public static WebApplication MapGateway(this WebApplication app)
     {
-        app.MapHub<GatewayHub>(GatewayHub.Path, o => o.Transports = HttpTransportType.WebSockets | HttpTransportType.ServerSentEvents | HttpTransportType.LongPolling);
+        app.MapHub<GatewayHub>(GatewayHub.Path, o => o.Transports = HttpTransportType.WebSockets | HttpTransportType.ServerSentEvents | HttpTransportType.LongPolling)
+            .RequireGatewayAuthentication(app);
+        app.MapPushApi();
         return app;
     }
 }

@@ -105,6 +105,7 @@ public sealed partial class UpstreamGateway(
                 Type = type,
                 Payload = payload.ValueKind == JsonValueKind.Undefined ? JsonNull : payload,
                 UserId = state.Context.UserIdentifier,
+                UserName = UserNameOf(state.Context),
                 ReceivedAt = time.GetUtcNow(),
                 VoidedSeqs = state.Voided.Count > 0 ? state.Voided.ToArray() : null,
             };
@@ -183,6 +184,10 @@ public sealed partial class UpstreamGateway(
     public HubCallerContext? Find(string connectionId) =>
         _connections.TryGetValue(connectionId, out var state) ? state.Context : null;
 
+    /// <summary>The name claim of an authenticated connection (see Auth:NameClaim); null for anonymous ones.</summary>
+    private static string? UserNameOf(HubCallerContext context) =>
+        context.User?.Identity is { IsAuthenticated: true, Name: { } name } ? name : null;
+
     /// <summary>Sends ClientConnected, seq 1. Safe to repeat: workers apply seq 1 once.</summary>
     private async Task RegisterAsync(ConnectionState state, CancellationToken cancellationToken)
     {
@@ -193,6 +198,7 @@ public sealed partial class UpstreamGateway(
             HubInstanceId = _options.InstanceId,
             Seq = 1,
             UserId = state.Context.UserIdentifier,
+            UserName = UserNameOf(state.Context),
             ConnectedAt = time.GetUtcNow(),
         }, cancellationToken);
         state.Registered = true;
@@ -225,7 +231,7 @@ public sealed partial class UpstreamGateway(
     }
 
     [GeneratedRegex("^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")]
-    private static partial Regex TypePattern();
+    internal static partial Regex TypePattern();
 
     [LoggerMessage(LogLevel.Debug, "Connection {ConnectionId} registered for user {UserId}")]
     private partial void LogConnected(string connectionId, string? userId);

@@ -14,6 +14,9 @@ public record ClientMessage
     public required string Type { get; init; }
     public required JsonElement Payload { get; init; }
     public string? UserId { get; init; }
+
+    /// <summary>The authenticated user's display name, from the hub's configured name claim; null in demo mode.</summary>
+    public string? UserName { get; init; }
     public required DateTimeOffset ReceivedAt { get; init; }
 
     /// <summary>

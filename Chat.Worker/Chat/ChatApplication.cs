@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.Json.Serialization;
+using Microsoft.Extensions.Options;
 using SocketStarter.ChatWorker.Gateway;
 using SocketStarter.Messages;
 
@@ -14,8 +15,10 @@ namespace SocketStarter.ChatWorker.Chat;
 /// <c>left</c>, <c>memberJoined</c>, <c>memberLeft</c>, <c>message</c> (with the room's seq) and
 /// <c>error</c> (code, message, and the seq and type of the event that caused it).
 /// </remarks>
-public sealed class ChatApplication : IGatewayApplication
+public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApplication
 {
+    private readonly ChatOptions _options = options.Value;
+
     public async Task OnConnectedAsync(GatewayEventContext context, ClientConnected message)
     {
         await ExecuteAsync(context, """
@@ -74,7 +77,8 @@ public sealed class ChatApplication : IGatewayApplication
 
     private static async Task SignInAsync(GatewayEventContext context, ClientMessage message)
     {
-        var name = ChatRules.Name(ChatRules.Property(message.Payload, "name", message.Type, "{ name: string }"));
+        // An authenticated user's name comes from their token (stamped by the hub), not from what the client claims.
+        var name = ChatRules.Name(message.UserName ?? ChatRules.Property(message.Payload, "name", message.Type, "{ name: string }"));
         if (await FindSessionAsync(context) is not null)
             throw ChatError.AlreadySignedIn();
 
@@ -88,10 +92,15 @@ public sealed class ChatApplication : IGatewayApplication
         await context.SendToConnectionAsync(context.ConnectionId, "signedIn", new { name, sessionId, token });
     }
 
-    private static async Task JoinAsync(GatewayEventContext context, ClientMessage message)
+    private async Task JoinAsync(GatewayEventContext context, ClientMessage message)
     {
         var room = ChatRules.Room(ChatRules.Property(message.Payload, "room", message.Type, "{ room: string }"));
         var session = await RequireSessionAsync(context);
+
+        var rooms = (long)(await ScalarAsync(context, "SELECT COUNT(*) FROM chat_members WHERE session_id = $s AND room <> $r",
+            ("$s", session.Id), ("$r", room)))!;
+        if (rooms >= _options.MaxRoomsPerSession)
+            throw ChatError.TooManyRooms(_options.MaxRoomsPerSession);
 
         await ExecuteAsync(context, "INSERT INTO chat_rooms (room, last_seq) VALUES ($r, 0) ON CONFLICT (room) DO NOTHING", ("$r", room));
         var isNew = await ExecuteAsync(context,

@@ -11,6 +11,7 @@ public sealed class ChatError(string code, string message) : Exception(message)
     public static ChatError InvalidRoom() => new("invalid_room", $"A room name is 1-{ChatRules.MaxRoomLength} letters, digits, spaces, '-' or '_'.");
     public static ChatError InvalidText() => new("invalid_text", $"A message is 1-{ChatRules.MaxTextLength} characters and not only spaces.");
     public static ChatError InvalidClientId() => new("invalid_payload", $"'say' takes an optional clientId of at most {ChatRules.MaxClientIdLength} characters.");
+    public static ChatError TooManyRooms(int limit) => new("too_many_rooms", $"You are in {limit} rooms, the most a session may be in; leave one first.");
     public static ChatError NotInRoom(string room) => new("not_in_room", $"You are not in room '{room}'; join it first.");
     public static ChatError UnknownType(string type) => new("unknown_type", $"Unknown event type '{type}'. Known: signIn, join, leave, say.");
     public static ChatError InvalidPayload(string type, string expected) => new("invalid_payload", $"'{type}' expects {expected}.");

@@ -25,6 +25,7 @@ public sealed partial class The_hub
         });
     }
 
-    [GeneratedRegex(@"room|chat|signIn|\bsay\b", RegexOptions.IgnoreCase)]
+    // Whole words for the event names: "SigningKey" (a JWT setting) is not the chat's signIn.
+    [GeneratedRegex(@"room|chat|\bsignIn\b|\bsay\b", RegexOptions.IgnoreCase)]
     private static partial Regex ChatWords();
 }

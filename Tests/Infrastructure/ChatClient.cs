@@ -20,8 +20,9 @@ public sealed class ChatClient : IAsyncDisposable
                 _events.Add((type, payload.Clone()));
         });
         _connection.On<string>("Closing", reason => ClosingReason = reason);
-        _connection.Closed += _ =>
+        _connection.Closed += error =>
         {
+            CloseError = error;
             Interlocked.Increment(ref _closed);
             return Task.CompletedTask;
         };
@@ -35,13 +36,19 @@ public sealed class ChatClient : IAsyncDisposable
     /// <summary>The reason the application gave when it closed this connection.</summary>
     public string? ClosingReason { get; private set; }
 
+    /// <summary>The error the server closed the connection with, if any.</summary>
+    public Exception? CloseError { get; private set; }
+
     public HubConnectionState State => _connection.State;
 
-    public static async Task<ChatClient> ConnectAsync(Uri hubUrl)
+    /// <param name="accessToken">A JWT, sent as browsers must: in the <c>access_token</c> query string of the WebSocket.</param>
+    public static async Task<ChatClient> ConnectAsync(Uri hubUrl, string? accessToken = null)
     {
+        // The .NET client would send a header; browsers cannot on a WebSocket, so test their way.
+        var url = accessToken is null ? hubUrl : new Uri($"{hubUrl}?access_token={Uri.EscapeDataString(accessToken)}");
         var connection = new HubConnectionBuilder()
             // Negotiation gives the client its connection id, which tests address commands to.
-            .WithUrl(hubUrl, o => o.Transports = HttpTransportType.WebSockets)
+            .WithUrl(url, o => o.Transports = HttpTransportType.WebSockets)
             .Build();
         var client = new ChatClient(connection);
         await connection.StartAsync();

@@ -100,9 +100,9 @@ public sealed class TestSystem : IAsyncDisposable
         _hosts.Remove(host);
     }
 
-    public async Task<ChatClient> ConnectAsync(Uri hubUrl)
+    public async Task<ChatClient> ConnectAsync(Uri hubUrl, string? accessToken = null)
     {
-        var client = await ChatClient.ConnectAsync(hubUrl);
+        var client = await ChatClient.ConnectAsync(hubUrl, accessToken);
         _clients.Add(client);
         return client;
     }

@@ -43,8 +43,8 @@ export class Person {
     return person
   }
 
-  async signIn(): Promise<void> {
-    await this.page.getByLabel('Your name').fill(this.name)
+  async signIn(typedName = this.name): Promise<void> {
+    await this.page.getByLabel('Your name').fill(typedName)
     await this.page.getByRole('button', { name: 'Sign in' }).click()
     await this.page.getByText(`signed in as ${this.name}`).waitFor()
   }

@@ -150,7 +150,7 @@ export class ChatSystem {
     this.storePath = join(mkdtempSync(join(tmpdir(), `${name}-`)), 'chat.db')
   }
 
-  static async start(broker: BrokerAddress, label: string): Promise<ChatSystem> {
+  static async start(broker: BrokerAddress, label: string, hubSettings: Record<string, string> = {}): Promise<ChatSystem> {
     const name = `e2e-${label}-${Date.now().toString(36)}`
     const system = new ChatSystem(name, await createVirtualHost(broker, name))
     try {
@@ -159,6 +159,7 @@ export class ChatSystem {
       system.hub = await Service.start('Hub.Front', `${name}-hub`, {
         'ConnectionStrings:rabbitmq': system.brokerUri,
         'Gateway:UpstreamQueue': 'chat-worker',
+        ...hubSettings,
       })
       system.services.push(system.hub)
       const port = await freePort()
