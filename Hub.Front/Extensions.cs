@@ -21,6 +21,7 @@ public static class Extensions
 
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<GatewayMetrics>();
+        builder.Services.AddServiceInstanceId(sp => sp.GetRequiredService<IOptions<GatewayOptions>>().Value.InstanceId);
         builder.Services.AddSingleton<UpstreamPublisher>();
         builder.Services.AddSingleton<UpstreamGateway>();
         builder.Services.AddHostedService<HeartbeatService>();
