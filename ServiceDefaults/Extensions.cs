@@ -2,6 +2,7 @@ using MassTransit.Logging;
 using MassTransit.Monitoring;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
@@ -69,12 +70,23 @@ public static class Extensions
     public static WebApplication MapDefaultEndpoints(this WebApplication app)
     {
         app.MapHealthChecks("/alive", new HealthCheckOptions { Predicate = r => r.Tags.Contains(LiveTag) });
-        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = r => r.Tags.Contains(ReadyTag) });
+        app.MapHealthChecks("/health/ready", new HealthCheckOptions
+        {
+            Predicate = r => r.Tags.Contains(ReadyTag),
+            // MassTransit reports a bus without its broker as Degraded, which ASP.NET Core answers
+            // with 200: a probe would keep sending traffic to a service that cannot take it.
+            ResultStatusCodes =
+            {
+                [HealthStatus.Healthy] = StatusCodes.Status200OK,
+                [HealthStatus.Degraded] = StatusCodes.Status503ServiceUnavailable,
+                [HealthStatus.Unhealthy] = StatusCodes.Status503ServiceUnavailable,
+            },
+        });
         app.MapPrometheusScrapingEndpoint("/metrics");
         return app;
     }
 
-    private static bool IsInfrastructurePath(Microsoft.AspNetCore.Http.PathString path) =>
+    private static bool IsInfrastructurePath(PathString path) =>
         path.StartsWithSegments("/alive") || path.StartsWithSegments("/health") || path.StartsWithSegments("/metrics");
 
     private sealed class InstanceIdDetector(string instanceId) : IResourceDetector
