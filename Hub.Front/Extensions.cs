@@ -37,6 +37,11 @@ public static class Extensions
             o.StopTimeout = TimeSpan.FromSeconds(30);
         });
 
+        // On SIGTERM the hub closes its sockets at once (clients reconnect to another instance),
+        // then reports every closed connection to the workers before the bus stops. A
+        // deployment's termination grace period must be longer (deploy/kubernetes/hub.yaml).
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(45));
+
         builder.Services.AddMassTransit(x =>
         {
             x.AddConsumer<GatewayCommandsConsumer>();
