@@ -56,6 +56,8 @@ public sealed class Running_on_the_production_broker_configuration
         Assert.Multiple(() =>
         {
             Assert.That(queue.GetProperty("type").GetString(), Is.EqualTo("quorum"));
+            Assert.That(queue.GetProperty("arguments").EnumerateObject().Select(a => a.Name),
+                Has.None.AnyOf("x-delivery-limit", "x-dead-letter-exchange"), "the declaration leaves these to the policy");
             Assert.That(queue.GetProperty("policy").GetString(), Is.EqualTo("chat-worker-poison"));
             Assert.That(queue.GetProperty("effective_policy_definition").GetProperty("delivery-limit").GetInt32(), Is.EqualTo(20));
             Assert.That(queue.GetProperty("effective_policy_definition").GetProperty("dead-letter-exchange").GetString(), Is.EqualTo("chat-worker_error"));
