@@ -9,14 +9,16 @@ public sealed partial class Operating_the_services
     [Test]
     public async Task Both_answer_liveness_readiness_and_metrics_whose_counters_move_under_traffic_per_hub_instance()
     {
+        // Real processes, as deployed: one service per process, so the process-wide meters
+        // (MassTransit's among them) belong to that service alone.
         await using var system = await TestSystem.CreateAsync();
-        var hubUrl = await system.StartHubAsync(new Dictionary<string, string?> { ["Gateway:InstanceId"] = "hub-metrics" });
-        var worker = await system.StartWorkerAsync();
-        var client = await system.ConnectAsAsync(hubUrl, "Ada", "ops");
+        await using var workerProcess = await ServiceProcess.StartAsync("Chat.Worker.dll", system.Settings(), system.Directory);
+        await using var hubProcess = await ServiceProcess.StartAsync("Hub.Front.dll", system.Settings(new Dictionary<string, string?> { ["Gateway:InstanceId"] = "hub-metrics" }), system.Directory);
+        var hub = hubProcess.BaseAddress;
+        var workerBase = workerProcess.BaseAddress;
+        var client = await system.ConnectAsAsync(new Uri(hub, "hub"), "Ada", "ops");
 
         using var http = new HttpClient();
-        var hub = new Uri(hubUrl, "/");
-        var workerBase = new Uri(worker.Urls.First());
         var before = await http.GetStringAsync(new Uri(hub, "metrics"));
 
         const int Sends = 5;
