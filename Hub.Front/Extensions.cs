@@ -32,6 +32,7 @@ public static class Extensions
 
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<GatewayMetrics>();
+        builder.Services.AddServiceInstanceId(sp => sp.GetRequiredService<IOptions<GatewayOptions>>().Value.InstanceId);
         builder.Services.AddSingleton<UpstreamPublisher>();
         builder.Services.AddSingleton<UpstreamGateway>();
         builder.Services.AddHostedService<HeartbeatService>();
@@ -46,6 +47,11 @@ public static class Extensions
             o.StartTimeout = TimeSpan.FromSeconds(60);
             o.StopTimeout = TimeSpan.FromSeconds(30);
         });
+
+        // On SIGTERM the hub closes its sockets at once (clients reconnect to another instance),
+        // then reports every closed connection to the workers before the bus stops. A
+        // deployment's termination grace period must be longer (deploy/kubernetes/hub.yaml).
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(45));
 
         builder.Services.AddMassTransit(x =>
         {

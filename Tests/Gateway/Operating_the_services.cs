@@ -1,29 +1,41 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
 using SocketStarter.Tests.Infrastructure;
 
 namespace SocketStarter.Tests.Gateway;
 
-public sealed class Operating_the_services
+public sealed partial class Operating_the_services
 {
     [Test]
-    public async Task Both_answer_liveness_readiness_and_metrics_and_the_hub_counts_what_it_accepts()
+    public async Task Both_answer_liveness_readiness_and_metrics_whose_counters_move_under_traffic_per_hub_instance()
     {
+        // Real processes, as deployed: one service per process, so the process-wide meters
+        // (MassTransit's among them) belong to that service alone.
         await using var system = await TestSystem.CreateAsync();
-        var hubUrl = await system.StartHubAsync();
-        var worker = await system.StartWorkerAsync();
-        var client = await system.ConnectAsAsync(hubUrl, "Ada", "ops");
-        await client.SendAsync("say", new { room = "ops", text = "counted" });
-        Assert.ThrowsAsync<Microsoft.AspNetCore.SignalR.HubException>(() => client.SendAsync("bad type", null));
+        await using var workerProcess = await ServiceProcess.StartAsync("Chat.Worker.dll", system.Settings(), system.Directory);
+        await using var hubProcess = await ServiceProcess.StartAsync("Hub.Front.dll", system.Settings(new Dictionary<string, string?> { ["Gateway:InstanceId"] = "hub-metrics" }), system.Directory);
+        var hub = hubProcess.BaseAddress;
+        var workerBase = workerProcess.BaseAddress;
+        var client = await system.ConnectAsAsync(new Uri(hub, "hub"), "Ada", "ops");
 
         using var http = new HttpClient();
-        var hub = new Uri(hubUrl, "/");
-        var workerBase = new Uri(worker.Urls.First());
-        string hubMetrics = "";
+        var before = await http.GetStringAsync(new Uri(hub, "metrics"));
+
+        const int Sends = 5;
+        for (var i = 0; i < Sends; i++)
+            await client.SendAsync("say", new { room = "ops", text = $"counted {i}" });
+        Assert.ThrowsAsync<Microsoft.AspNetCore.SignalR.HubException>(() => client.SendAsync("bad type", null));
+        await client.WaitForAsync("message", p => p.GetProperty("text").GetString() == $"counted {Sends - 1}");
+
+        // The exporter refreshes its snapshot now and then: wait until it shows this traffic.
+        string after = "";
         await Wait.UntilAsync(async () =>
         {
-            hubMetrics = await http.GetStringAsync(new Uri(hub, "metrics"));
-            return hubMetrics.Contains("gateway_events_accepted", StringComparison.Ordinal)
-                && hubMetrics.Contains("gateway_events_rejected", StringComparison.Ordinal);
-        }, "the hub's metrics show accepted and rejected events");
+            after = await http.GetStringAsync(new Uri(hub, "metrics"));
+            return Sample(after, "gateway_events_accepted_total", "") - Sample(before, "gateway_events_accepted_total", "") >= Sends
+                && Sample(after, "gateway_events_rejected_total", "reason=\"invalid_type\"") >= 1
+                && Sample(after, "gateway_commands_applied_total", "command=\"SendToGroup\"") > Sample(before, "gateway_commands_applied_total", "command=\"SendToGroup\"");
+        }, "the hub's metrics show the accepted, rejected and applied counters moving");
 
         foreach (var service in new[] { hub, workerBase })
         {
@@ -33,10 +45,27 @@ public sealed class Operating_the_services
                 Assert.That(response.IsSuccessStatusCode, Is.True, $"{service}{path} answered {(int)response.StatusCode}");
             }
         }
+        var workerMetrics = await http.GetStringAsync(new Uri(workerBase, "metrics"));
+
         Assert.Multiple(() =>
         {
-            Assert.That(hubMetrics, Does.Contain("reason=\"invalid_type\""));
-            Assert.That(hubMetrics, Does.Contain("gateway_connections"));
+            // Counted on this instance, and the series say which instance they come from.
+            Assert.That(Sample(after, "gateway_events_accepted_total", "hub_instance=\"hub-metrics\"") - Sample(before, "gateway_events_accepted_total", ""), Is.GreaterThanOrEqualTo(Sends));
+            Assert.That(Sample(after, "gateway_connections", "hub_instance=\"hub-metrics\""), Is.EqualTo(1));
+            Assert.That(Sample(after, "gateway_publish_duration_milliseconds_count", "hub_instance=\"hub-metrics\""), Is.GreaterThanOrEqualTo(Sends));
+            Assert.That(after, Does.Match("target_info\\{[^}]*service_instance_id=\"hub-metrics\""));
+            // MassTransit's own meter, in both services.
+            Assert.That(Sample(after, "messaging_masstransit_send_ea_total", "messaging_masstransit_message_type=\"ClientMessage\""), Is.GreaterThanOrEqualTo(Sends));
+            Assert.That(Sample(workerMetrics, "messaging_masstransit_consume_ea_total", "messaging_masstransit_message_type=\"ClientMessage\""), Is.GreaterThanOrEqualTo(Sends));
         });
     }
+
+    /// <summary>The sum of a metric's samples whose labels contain <paramref name="label"/>.</summary>
+    private static double Sample(string exposition, string metric, string label) =>
+        SampleLine().Matches(exposition)
+            .Where(m => m.Groups["name"].Value == metric && m.Groups["labels"].Value.Contains(label, StringComparison.Ordinal))
+            .Sum(m => double.Parse(m.Groups["value"].Value, CultureInfo.InvariantCulture));
+
+    [GeneratedRegex(@"^(?<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?<labels>[^}]*)\})? (?<value>\S+)", RegexOptions.Multiline)]
+    private static partial Regex SampleLine();
 }
