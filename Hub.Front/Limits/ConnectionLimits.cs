@@ -1,5 +1,4 @@
 using System.Diagnostics.Metrics;
-using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.Extensions.Options;
 
@@ -16,7 +15,7 @@ public sealed partial class ConnectionLimits(
     GatewayMetrics metrics,
     IMeterFactory meterFactory,
     TimeProvider time,
-    ILogger<ConnectionLimits> logger) : IDisposable
+    ILogger<ConnectionLimits> logger)
 {
     /// <summary>
     /// Abort tears the transport down at once; without a moment to send it, the reason is lost now and then.
@@ -29,17 +28,6 @@ public sealed partial class ConnectionLimits(
     private readonly Counter<long> _closed = meterFactory.Create(GatewayMetrics.MeterName)
         .CreateCounter<long>("gateway.connections.closed_by_limits", description: "Connections refused or closed by an abuse limit, by reason.");
     private readonly KeyValuePair<string, object?> _instance = new("hub.instance", gatewayOptions.Value.InstanceId);
-
-    // One bucket per connection, all refilled by the partitioned limiter's single timer rather than a
-    // timer per connection; a bucket left full after its connection closed is evicted when idle.
-    private readonly PartitionedRateLimiter<string> _rate = PartitionedRateLimiter.Create<string, string>(connectionId =>
-        RateLimitPartition.GetTokenBucketLimiter(connectionId, _ => new TokenBucketRateLimiterOptions
-        {
-            TokenLimit = options.Value.EventBurst,
-            TokensPerPeriod = options.Value.EventsPerSecond % 10 == 0 ? options.Value.EventsPerSecond / 10 : options.Value.EventsPerSecond,
-            ReplenishmentPeriod = options.Value.EventsPerSecond % 10 == 0 ? TimeSpan.FromMilliseconds(100) : TimeSpan.FromSeconds(1),
-            QueueLimit = 0,
-        }));
 
     /// <summary>Admits a new connection or refuses it with <c>too_many_connections</c>.</summary>
     public void Open(HubCallerContext context)
@@ -58,7 +46,7 @@ public sealed partial class ConnectionLimits(
             _perAddress[address] = open + 1;
         }
 
-        context.Items[typeof(Budget)] = new Budget(address);
+        context.Items[typeof(Budget)] = new Budget(address, new TokenBucket(_options.EventBurst, _options.EventsPerSecond, time));
     }
 
     public void Close(HubCallerContext context)
@@ -75,8 +63,7 @@ public sealed partial class ConnectionLimits(
     /// <summary>Takes one token for an event, or refuses it with <c>rate_limited</c>.</summary>
     public async Task AdmitAsync(HubCallerContext context, IGatewayClient caller)
     {
-        using var lease = _rate.AttemptAcquire(context.ConnectionId);
-        if (lease.IsAcquired)
+        if (BudgetOf(context).Events.TryTake())
             return;
 
         metrics.Rejected(GatewayRejection.RateLimited);
@@ -115,13 +102,12 @@ public sealed partial class ConnectionLimits(
     [LoggerMessage(LogLevel.Warning, "Closed connection {ConnectionId} after {Violations} refused events in a row (last: {Reason})")]
     private partial void LogClosed(string connectionId, int violations, string reason);
 
-    public void Dispose() => _rate.Dispose();
-
-    private sealed class Budget(string address)
+    private sealed class Budget(string address, TokenBucket events)
     {
         private int _released;
         public int Violations;
         public string Address { get; } = address;
+        public TokenBucket Events { get; } = events;
         public bool TryRelease() => Interlocked.Exchange(ref _released, 1) == 0;
     }
 }
