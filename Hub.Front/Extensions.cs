@@ -34,6 +34,7 @@ public static class Extensions
         builder.Services.AddSingleton<GatewayMetrics>();
         builder.Services.AddSingleton<UpstreamPublisher>();
         builder.Services.AddSingleton<UpstreamGateway>();
+        builder.Services.AddSingleton<ConnectionCloser>();
         builder.Services.AddHostedService<HeartbeatService>();
 
         builder.Services.AddSignalR();

@@ -14,15 +14,10 @@ public sealed partial class ConnectionLimits(
     IOptions<GatewayOptions> gatewayOptions,
     GatewayMetrics metrics,
     IMeterFactory meterFactory,
+    ConnectionCloser closer,
     TimeProvider time,
     ILogger<ConnectionLimits> logger)
 {
-    /// <summary>
-    /// Abort tears the transport down at once; without a moment to send it, the reason is lost now and then.
-    /// Only the offending connection waits (SignalR runs one invocation per connection at a time).
-    /// </summary>
-    private static readonly TimeSpan ReasonGrace = TimeSpan.FromMilliseconds(250);
-
     private readonly LimitsOptions _options = options.Value;
     private readonly Dictionary<string, int> _perAddress = [];
     private readonly Counter<long> _closed = meterFactory.Create(GatewayMetrics.MeterName)
@@ -61,7 +56,7 @@ public sealed partial class ConnectionLimits(
     }
 
     /// <summary>Takes one token for an event, or refuses it with <c>rate_limited</c>.</summary>
-    public async Task AdmitAsync(HubCallerContext context, IGatewayClient caller)
+    public async Task AdmitAsync(HubCallerContext context)
     {
         if (BudgetOf(context).Events.TryTake())
             return;
@@ -69,7 +64,7 @@ public sealed partial class ConnectionLimits(
         metrics.Rejected(GatewayRejection.RateLimited);
         var rejection = GatewayRejection.Create(GatewayRejection.RateLimited,
             $"more than {_options.EventsPerSecond} events per second (bursts up to {_options.EventBurst}); the event was not accepted. Slow down.");
-        await ViolatedAsync(context, caller, GatewayRejection.RateLimited);
+        await ViolatedAsync(context, GatewayRejection.RateLimited);
         throw rejection;
     }
 
@@ -77,7 +72,7 @@ public sealed partial class ConnectionLimits(
     public void Accepted(HubCallerContext context) => Volatile.Write(ref BudgetOf(context).Violations, 0);
 
     /// <summary>Counts a refusal the client caused; closes the connection when they keep coming.</summary>
-    public async Task ViolatedAsync(HubCallerContext context, IGatewayClient caller, string code)
+    public async Task ViolatedAsync(HubCallerContext context, string code)
     {
         var budget = BudgetOf(context);
         if (Interlocked.Increment(ref budget.Violations) != _options.ViolationsBeforeClose)
@@ -85,9 +80,7 @@ public sealed partial class ConnectionLimits(
 
         _closed.Add(1, _instance, new("reason", code));
         LogClosed(context.ConnectionId, _options.ViolationsBeforeClose, code);
-        await caller.Closing($"{GatewayRejection.TooManyViolations}: {_options.ViolationsBeforeClose} refused events in a row (last: {code}).");
-        await Task.Delay(ReasonGrace, time);
-        context.Abort();
+        await closer.CloseAsync(context, $"{GatewayRejection.TooManyViolations}: {_options.ViolationsBeforeClose} refused events in a row (last: {code}).");
     }
 
     private static Budget BudgetOf(HubCallerContext context) =>
