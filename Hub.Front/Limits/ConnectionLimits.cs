@@ -1,4 +1,6 @@
 using System.Diagnostics.Metrics;
+using System.Net;
+using System.Net.Sockets;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.Extensions.Options;
 
@@ -87,7 +89,25 @@ public sealed partial class ConnectionLimits(
         context.Items.TryGetValue(typeof(Budget), out var item) && item is Budget budget ? budget : throw new InvalidOperationException("The connection was not opened through ConnectionLimits.");
 
     private static string AddressOf(HubCallerContext context) =>
-        context.GetHttpContext()?.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+        AddressKey(context.GetHttpContext()?.Connection.RemoteIpAddress);
+
+    /// <summary>
+    /// Whom a connection is counted against: an IPv4 address, or an IPv6 /64 prefix, since one host
+    /// or network is usually handed a whole /64 and could otherwise open connections from every address in it.
+    /// </summary>
+    public static string AddressKey(IPAddress? address)
+    {
+        if (address is null)
+            return "unknown";
+        if (address.IsIPv4MappedToIPv6)
+            address = address.MapToIPv4();
+        if (address.AddressFamily != AddressFamily.InterNetworkV6)
+            return address.ToString();
+
+        var bytes = address.GetAddressBytes();
+        Array.Clear(bytes, 8, 8);
+        return $"{new IPAddress(bytes)}/64";
+    }
 
     [LoggerMessage(LogLevel.Warning, "Refused a connection from {Address}: it already holds {Open} connections")]
     private partial void LogTooManyConnections(string address, int open);
