@@ -1,4 +1,3 @@
-using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.AspNetCore.SignalR;
@@ -13,18 +12,13 @@ namespace SocketStarter.HubFront.Limits;
 /// </summary>
 public sealed partial class ConnectionLimits(
     IOptions<LimitsOptions> options,
-    IOptions<GatewayOptions> gatewayOptions,
     GatewayMetrics metrics,
-    IMeterFactory meterFactory,
     ConnectionCloser closer,
     TimeProvider time,
     ILogger<ConnectionLimits> logger)
 {
     private readonly LimitsOptions _options = options.Value;
     private readonly Dictionary<string, int> _perAddress = [];
-    private readonly Counter<long> _closed = meterFactory.Create(GatewayMetrics.MeterName)
-        .CreateCounter<long>("gateway.connections.closed_by_limits", description: "Connections refused or closed by an abuse limit, by reason.");
-    private readonly KeyValuePair<string, object?> _instance = new("hub.instance", gatewayOptions.Value.InstanceId);
 
     /// <summary>Admits a new connection or refuses it with <c>too_many_connections</c>.</summary>
     public void Open(HubCallerContext context)
@@ -35,7 +29,7 @@ public sealed partial class ConnectionLimits(
             var open = _perAddress.GetValueOrDefault(address);
             if (open >= _options.MaxConnectionsPerAddress)
             {
-                _closed.Add(1, _instance, new("reason", GatewayRejection.TooManyConnections));
+                metrics.ClosedByLimits(GatewayRejection.TooManyConnections);
                 LogTooManyConnections(address, open);
                 throw GatewayRejection.Create(GatewayRejection.TooManyConnections,
                     $"this address already holds {open} connections; the limit is {_options.MaxConnectionsPerAddress}.");
@@ -80,7 +74,7 @@ public sealed partial class ConnectionLimits(
         if (Interlocked.Increment(ref budget.Violations) != _options.ViolationsBeforeClose)
             return;
 
-        _closed.Add(1, _instance, new("reason", code));
+        metrics.ClosedByLimits(code);
         LogClosed(context.ConnectionId, _options.ViolationsBeforeClose, code);
         await closer.CloseAsync(context, $"{GatewayRejection.TooManyViolations}: {_options.ViolationsBeforeClose} refused events in a row (last: {code}).");
     }
@@ -109,7 +103,8 @@ public sealed partial class ConnectionLimits(
         return $"{new IPAddress(bytes)}/64";
     }
 
-    [LoggerMessage(LogLevel.Warning, "Refused a connection from {Address}: it already holds {Open} connections")]
+    // Debug: an attacker could otherwise fill the logs one refused attempt at a time; the metric counts them.
+    [LoggerMessage(LogLevel.Debug, "Refused a connection from {Address}: it already holds {Open} connections")]
     private partial void LogTooManyConnections(string address, int open);
 
     [LoggerMessage(LogLevel.Warning, "Closed connection {ConnectionId} after {Violations} refused events in a row (last: {Reason})")]
