@@ -17,6 +17,7 @@ public sealed class Starting_with_bad_limits_or_keys
     [TestCase("Limits:ViolationsBeforeClose", "0", "Limits:ViolationsBeforeClose")]
     [TestCase("Limits:MaxConnectionsPerAddress", "0", "Limits:MaxConnectionsPerAddress")]
     [TestCase("PushApi:ApiKey", "short", "PushApi:ApiKey")]
+    [TestCase("PushApi:ApiKey", "                    ", "PushApi:ApiKey must not be only spaces")]
     [TestCase("PushApi:MaxBodyBytes", "10", "PushApi:MaxBodyBytes")]
     [TestCase("Auth:SigningKey", "too-short", "Auth:SigningKey")]
     [TestCase("Auth:Authority", "not a url", "Auth:Authority")]
