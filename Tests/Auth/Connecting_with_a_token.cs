@@ -74,7 +74,7 @@ public sealed class Connecting_with_a_token
             var client = await _system.ConnectAsync(hub, Token("user-7", "Grace Hopper"));
             await client.SendAsync("anything", new { name = "Mallory" });
             await client.SendAsync("more", null);
-            await Wait.UntilAsync(() => messages.Count == 2, "both events reach the queue's consumer");
+            await Wait.UntilAsync(() => messages.Count == 2 && !connected.IsEmpty, "the connection and both events reach the queue's consumer");
 
             Assert.Multiple(() =>
             {
