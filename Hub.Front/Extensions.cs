@@ -27,6 +27,7 @@ public static class Extensions
             .ValidateDataAnnotations()
             .ValidateOnStart();
         builder.Services.AddSingleton<ConnectionLimits>();
+        builder.AddTrustedProxies();
         builder.AddGatewayAuthentication();
         builder.AddPushApi();
 
@@ -74,6 +75,7 @@ public static class Extensions
 
     public static WebApplication MapGateway(this WebApplication app)
     {
+        app.UseTrustedProxies();
         app.MapHub<GatewayHub>(GatewayHub.Path, o => o.Transports = HttpTransportType.WebSockets | HttpTransportType.ServerSentEvents | HttpTransportType.LongPolling)
             .RequireGatewayAuthentication(app);
         app.MapPushApi();
