@@ -6,7 +6,10 @@ namespace SocketStarter.Tests.Limits;
 /// <summary>A connection's event budget, on a clock the test moves.</summary>
 public sealed class Spending_an_event_budget
 {
-    private readonly FakeTimeProvider _clock = new();
+    private FakeTimeProvider _clock = null!;
+
+    [SetUp]
+    public void Create() => _clock = new FakeTimeProvider();
 
     [Test]
     public void Allows_a_burst_then_refuses_until_time_passes()
