@@ -27,6 +27,7 @@ public static class Extensions
             .ValidateDataAnnotations()
             .ValidateOnStart();
         builder.Services.AddSingleton<ConnectionLimits>();
+        builder.AddTrustedProxies();
         builder.AddGatewayAuthentication();
         builder.AddPushApi();
 
@@ -35,6 +36,7 @@ public static class Extensions
         builder.Services.AddServiceInstanceId(sp => sp.GetRequiredService<IOptions<GatewayOptions>>().Value.InstanceId);
         builder.Services.AddSingleton<UpstreamPublisher>();
         builder.Services.AddSingleton<UpstreamGateway>();
+        builder.Services.AddSingleton<ConnectionCloser>();
         builder.Services.AddHostedService<HeartbeatService>();
 
         builder.Services.AddSignalR();
@@ -79,6 +81,7 @@ public static class Extensions
 
     public static WebApplication MapGateway(this WebApplication app)
     {
+        app.UseTrustedProxies();
         app.MapHub<GatewayHub>(GatewayHub.Path, o => o.Transports = HttpTransportType.WebSockets | HttpTransportType.ServerSentEvents | HttpTransportType.LongPolling)
             .RequireGatewayAuthentication(app);
         app.MapPushApi();

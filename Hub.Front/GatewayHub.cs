@@ -33,7 +33,7 @@ public sealed class GatewayHub(UpstreamGateway gateway, ConnectionLimits limits)
     /// </summary>
     public async Task<long> Send(string type, JsonElement payload)
     {
-        await limits.AdmitAsync(Context, Clients.Caller);
+        await limits.AdmitAsync(Context);
         try
         {
             var seq = await gateway.AcceptAsync(Context.ConnectionId, type, payload);
@@ -42,7 +42,7 @@ public sealed class GatewayHub(UpstreamGateway gateway, ConnectionLimits limits)
         }
         catch (HubException rejection) when (GatewayRejection.IsClientFault(GatewayRejection.CodeOf(rejection)))
         {
-            await limits.ViolatedAsync(Context, Clients.Caller, GatewayRejection.CodeOf(rejection)!);
+            await limits.ViolatedAsync(Context, GatewayRejection.CodeOf(rejection)!);
             throw;
         }
     }

@@ -13,6 +13,8 @@ public sealed class GatewayMetrics
     private readonly Counter<long> _rejected;
     private readonly Counter<long> _commands;
     private readonly Histogram<double> _publishDuration;
+    private readonly Counter<long> _closedByLimits;
+    private readonly Counter<long> _pushRequests;
     private readonly KeyValuePair<string, object?> _instance;
 
     public GatewayMetrics(IMeterFactory meterFactory, Microsoft.Extensions.Options.IOptions<GatewayOptions> options)
@@ -24,6 +26,8 @@ public sealed class GatewayMetrics
         _rejected = meter.CreateCounter<long>("gateway.events.rejected", description: "Client events refused, by reason.");
         _commands = meter.CreateCounter<long>("gateway.commands.applied", description: "Downstream commands applied, by command.");
         _publishDuration = meter.CreateHistogram<double>("gateway.publish.duration", unit: "ms", description: "Time from accepting an event to the broker's confirm.");
+        _closedByLimits = meter.CreateCounter<long>("gateway.connections.closed_by_limits", description: "Connections refused or closed by an abuse limit, by reason.");
+        _pushRequests = meter.CreateCounter<long>("gateway.push.requests", description: "Push API requests, by command and outcome.");
     }
 
     public void ConnectionOpened() => _connections.Add(1, _instance);
@@ -36,6 +40,8 @@ public sealed class GatewayMetrics
 
     public void Rejected(string reason) => _rejected.Add(1, _instance, new("reason", reason));
     public void CommandApplied(string command) => _commands.Add(1, _instance, new("command", command));
+    public void ClosedByLimits(string reason) => _closedByLimits.Add(1, _instance, new("reason", reason));
+    public void PushRequest(string command, string outcome) => _pushRequests.Add(1, _instance, new("command", command), new("outcome", outcome));
 
     public static long Timestamp() => Stopwatch.GetTimestamp();
 }

@@ -77,8 +77,10 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
 
     private static async Task SignInAsync(GatewayEventContext context, ClientMessage message)
     {
-        // An authenticated user's name comes from their token (stamped by the hub), not from what the client claims.
-        var name = ChatRules.Name(message.UserName ?? ChatRules.Property(message.Payload, "name", message.Type, "{ name: string }"));
+        // An authenticated user's name comes from their token (stamped by the hub), never from what the client claims.
+        var name = message.UserId is { } userId
+            ? ChatRules.TokenName(message.UserName, userId)
+            : ChatRules.Name(ChatRules.Property(message.Payload, "name", message.Type, "{ name: string }"));
         if (await FindSessionAsync(context) is not null)
             throw ChatError.AlreadySignedIn();
 

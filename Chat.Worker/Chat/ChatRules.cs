@@ -20,6 +20,26 @@ public static partial class ChatRules
         return name;
     }
 
+    /// <summary>
+    /// The name of a user whose token the hub verified: the identity provider chose it, so it is fitted
+    /// to the chat's rules rather than refused, which would lock the user out of signing in.
+    /// </summary>
+    public static string TokenName(string? userName, string userId)
+    {
+        var name = Fit(userName);
+        return Name(name.Length > 0 ? name : Fit(userId));
+
+        static string Fit(string? raw)
+        {
+            var name = new string((raw ?? "").Where(c => !char.IsControl(c)).ToArray()).Trim();
+            if (name.Length <= MaxNameLength)
+                return name;
+            // Never cut a surrogate pair in half.
+            var length = char.IsHighSurrogate(name[MaxNameLength - 1]) ? MaxNameLength - 1 : MaxNameLength;
+            return name[..length].TrimEnd();
+        }
+    }
+
     public static string Room(string? raw)
     {
         var room = raw?.Trim();

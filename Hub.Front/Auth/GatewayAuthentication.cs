@@ -51,8 +51,11 @@ public static partial class GatewayAuthentication
                     // Browsers cannot set headers on a WebSocket: the SignalR client sends the token in the query string.
                     OnMessageReceived = context =>
                     {
-                        if (context.HttpContext.Request.Path.StartsWithSegments(GatewayHub.Path)
-                            && context.Request.Query["access_token"] is { Count: > 0 } token)
+                        // Only hub clients present JWTs; elsewhere a bearer is something else (the push API's key),
+                        // and reading it as a JWT would log a failed authentication on every push.
+                        if (!context.HttpContext.Request.Path.StartsWithSegments(GatewayHub.Path))
+                            context.NoResult();
+                        else if (context.Request.Query["access_token"] is { Count: > 0 } token)
                             context.Token = token;
                         return Task.CompletedTask;
                     },

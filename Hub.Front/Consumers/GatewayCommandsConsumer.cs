@@ -11,6 +11,7 @@ namespace SocketStarter.HubFront.Consumers;
 public sealed class GatewayCommandsConsumer(
     IHubContext<GatewayHub, IGatewayClient> hub,
     UpstreamGateway gateway,
+    ConnectionCloser closer,
     GatewayMetrics metrics) :
     IConsumer<SendToConnections>,
     IConsumer<SendToGroup>,
@@ -64,12 +65,15 @@ public sealed class GatewayCommandsConsumer(
         metrics.CommandApplied(nameof(RemoveFromGroup));
     }
 
-    public async Task Consume(ConsumeContext<CloseConnection> context)
+    public Task Consume(ConsumeContext<CloseConnection> context)
     {
-        if (gateway.Find(context.Message.ConnectionId) is not { } connection)
-            return;
-        await hub.Clients.Client(context.Message.ConnectionId).Closing(context.Message.Reason);
-        connection.Abort();
-        metrics.CommandApplied(nameof(CloseConnection));
+        if (gateway.Find(context.Message.ConnectionId) is { } connection)
+        {
+            // Not awaited: this consumer applies one command at a time for the whole instance, and the
+            // grace before the abort would hold up every other command. CloseAsync never throws.
+            _ = closer.CloseAsync(connection, context.Message.Reason);
+            metrics.CommandApplied(nameof(CloseConnection));
+        }
+        return Task.CompletedTask;
     }
 }

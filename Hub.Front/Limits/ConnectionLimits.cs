@@ -1,5 +1,5 @@
-using System.Diagnostics.Metrics;
-using System.Threading.RateLimiting;
+using System.Net;
+using System.Net.Sockets;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.Extensions.Options;
 
@@ -12,34 +12,13 @@ namespace SocketStarter.HubFront.Limits;
 /// </summary>
 public sealed partial class ConnectionLimits(
     IOptions<LimitsOptions> options,
-    IOptions<GatewayOptions> gatewayOptions,
     GatewayMetrics metrics,
-    IMeterFactory meterFactory,
+    ConnectionCloser closer,
     TimeProvider time,
-    ILogger<ConnectionLimits> logger) : IDisposable
+    ILogger<ConnectionLimits> logger)
 {
-    /// <summary>
-    /// Abort tears the transport down at once; without a moment to send it, the reason is lost now and then.
-    /// Only the offending connection waits (SignalR runs one invocation per connection at a time).
-    /// </summary>
-    private static readonly TimeSpan ReasonGrace = TimeSpan.FromMilliseconds(250);
-
     private readonly LimitsOptions _options = options.Value;
     private readonly Dictionary<string, int> _perAddress = [];
-    private readonly Counter<long> _closed = meterFactory.Create(GatewayMetrics.MeterName)
-        .CreateCounter<long>("gateway.connections.closed_by_limits", description: "Connections refused or closed by an abuse limit, by reason.");
-    private readonly KeyValuePair<string, object?> _instance = new("hub.instance", gatewayOptions.Value.InstanceId);
-
-    // One bucket per connection, all refilled by the partitioned limiter's single timer rather than a
-    // timer per connection; a bucket left full after its connection closed is evicted when idle.
-    private readonly PartitionedRateLimiter<string> _rate = PartitionedRateLimiter.Create<string, string>(connectionId =>
-        RateLimitPartition.GetTokenBucketLimiter(connectionId, _ => new TokenBucketRateLimiterOptions
-        {
-            TokenLimit = options.Value.EventBurst,
-            TokensPerPeriod = options.Value.EventsPerSecond % 10 == 0 ? options.Value.EventsPerSecond / 10 : options.Value.EventsPerSecond,
-            ReplenishmentPeriod = options.Value.EventsPerSecond % 10 == 0 ? TimeSpan.FromMilliseconds(100) : TimeSpan.FromSeconds(1),
-            QueueLimit = 0,
-        }));
 
     /// <summary>Admits a new connection or refuses it with <c>too_many_connections</c>.</summary>
     public void Open(HubCallerContext context)
@@ -50,7 +29,7 @@ public sealed partial class ConnectionLimits(
             var open = _perAddress.GetValueOrDefault(address);
             if (open >= _options.MaxConnectionsPerAddress)
             {
-                _closed.Add(1, _instance, new("reason", GatewayRejection.TooManyConnections));
+                metrics.ClosedByLimits(GatewayRejection.TooManyConnections);
                 LogTooManyConnections(address, open);
                 throw GatewayRejection.Create(GatewayRejection.TooManyConnections,
                     $"this address already holds {open} connections; the limit is {_options.MaxConnectionsPerAddress}.");
@@ -58,7 +37,7 @@ public sealed partial class ConnectionLimits(
             _perAddress[address] = open + 1;
         }
 
-        context.Items[typeof(Budget)] = new Budget(address);
+        context.Items[typeof(Budget)] = new Budget(address, new TokenBucket(_options.EventBurst, _options.EventsPerSecond, time));
     }
 
     public void Close(HubCallerContext context)
@@ -73,16 +52,15 @@ public sealed partial class ConnectionLimits(
     }
 
     /// <summary>Takes one token for an event, or refuses it with <c>rate_limited</c>.</summary>
-    public async Task AdmitAsync(HubCallerContext context, IGatewayClient caller)
+    public async Task AdmitAsync(HubCallerContext context)
     {
-        using var lease = _rate.AttemptAcquire(context.ConnectionId);
-        if (lease.IsAcquired)
+        if (BudgetOf(context).Events.TryTake())
             return;
 
         metrics.Rejected(GatewayRejection.RateLimited);
         var rejection = GatewayRejection.Create(GatewayRejection.RateLimited,
             $"more than {_options.EventsPerSecond} events per second (bursts up to {_options.EventBurst}); the event was not accepted. Slow down.");
-        await ViolatedAsync(context, caller, GatewayRejection.RateLimited);
+        await ViolatedAsync(context, GatewayRejection.RateLimited);
         throw rejection;
     }
 
@@ -90,38 +68,54 @@ public sealed partial class ConnectionLimits(
     public void Accepted(HubCallerContext context) => Volatile.Write(ref BudgetOf(context).Violations, 0);
 
     /// <summary>Counts a refusal the client caused; closes the connection when they keep coming.</summary>
-    public async Task ViolatedAsync(HubCallerContext context, IGatewayClient caller, string code)
+    public async Task ViolatedAsync(HubCallerContext context, string code)
     {
         var budget = BudgetOf(context);
         if (Interlocked.Increment(ref budget.Violations) != _options.ViolationsBeforeClose)
             return;
 
-        _closed.Add(1, _instance, new("reason", code));
+        metrics.ClosedByLimits(code);
         LogClosed(context.ConnectionId, _options.ViolationsBeforeClose, code);
-        await caller.Closing($"{GatewayRejection.TooManyViolations}: {_options.ViolationsBeforeClose} refused events in a row (last: {code}).");
-        await Task.Delay(ReasonGrace, time);
-        context.Abort();
+        await closer.CloseAsync(context, $"{GatewayRejection.TooManyViolations}: {_options.ViolationsBeforeClose} refused events in a row (last: {code}).");
     }
 
     private static Budget BudgetOf(HubCallerContext context) =>
         context.Items.TryGetValue(typeof(Budget), out var item) && item is Budget budget ? budget : throw new InvalidOperationException("The connection was not opened through ConnectionLimits.");
 
     private static string AddressOf(HubCallerContext context) =>
-        context.GetHttpContext()?.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+        AddressKey(context.GetHttpContext()?.Connection.RemoteIpAddress);
 
-    [LoggerMessage(LogLevel.Warning, "Refused a connection from {Address}: it already holds {Open} connections")]
+    /// <summary>
+    /// Whom a connection is counted against: an IPv4 address, or an IPv6 /64 prefix, since one host
+    /// or network is usually handed a whole /64 and could otherwise open connections from every address in it.
+    /// </summary>
+    public static string AddressKey(IPAddress? address)
+    {
+        if (address is null)
+            return "unknown";
+        if (address.IsIPv4MappedToIPv6)
+            address = address.MapToIPv4();
+        if (address.AddressFamily != AddressFamily.InterNetworkV6)
+            return address.ToString();
+
+        var bytes = address.GetAddressBytes();
+        Array.Clear(bytes, 8, 8);
+        return $"{new IPAddress(bytes)}/64";
+    }
+
+    // Debug: an attacker could otherwise fill the logs one refused attempt at a time; the metric counts them.
+    [LoggerMessage(LogLevel.Debug, "Refused a connection from {Address}: it already holds {Open} connections")]
     private partial void LogTooManyConnections(string address, int open);
 
     [LoggerMessage(LogLevel.Warning, "Closed connection {ConnectionId} after {Violations} refused events in a row (last: {Reason})")]
     private partial void LogClosed(string connectionId, int violations, string reason);
 
-    public void Dispose() => _rate.Dispose();
-
-    private sealed class Budget(string address)
+    private sealed class Budget(string address, TokenBucket events)
     {
         private int _released;
         public int Violations;
         public string Address { get; } = address;
+        public TokenBucket Events { get; } = events;
         public bool TryRelease() => Interlocked.Exchange(ref _released, 1) == 0;
     }
 }

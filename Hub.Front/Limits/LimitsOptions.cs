@@ -19,7 +19,7 @@ public sealed class LimitsOptions
     [Range(1, 1_000_000, ErrorMessage = "Limits:ViolationsBeforeClose must be between 1 and 1000000.")]
     public int ViolationsBeforeClose { get; set; } = 20;
 
-    /// <summary>Open connections from one client address on this instance (the proxy's address behind a proxy unless forwarded headers are on).</summary>
+    /// <summary>Open connections from one client address on this instance (IPv6: /64 prefix; behind a load balancer, its address unless listed in ForwardedHeaders).</summary>
     [Range(1, 1_000_000, ErrorMessage = "Limits:MaxConnectionsPerAddress must be between 1 and 1000000.")]
     public int MaxConnectionsPerAddress { get; set; } = 100;
 }

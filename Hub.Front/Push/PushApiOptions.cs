@@ -12,6 +12,7 @@ public sealed class PushApiOptions
     /// Without one the API is not mapped at all (404): an open push API would let anyone message every client.
     /// </summary>
     [MinLength(16, ErrorMessage = "PushApi:ApiKey must be at least 16 characters.")]
+    [RegularExpression(@"^[\s\S]*\S[\s\S]*$", ErrorMessage = "PushApi:ApiKey must not be only spaces.")]
     public string? ApiKey { get; set; }
 
     /// <summary>Largest request body; larger ones get 413 before they are read.</summary>

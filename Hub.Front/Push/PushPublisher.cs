@@ -1,4 +1,3 @@
-using System.Diagnostics.Metrics;
 using MassTransit;
 using Microsoft.Extensions.Options;
 
@@ -12,13 +11,9 @@ public sealed partial class PushPublisher(
     IBus bus,
     UpstreamPublisher upstream,
     IOptions<GatewayOptions> options,
-    IMeterFactory meterFactory,
+    GatewayMetrics metrics,
     ILogger<PushPublisher> logger)
 {
-    private readonly Counter<long> _requests = meterFactory.Create(GatewayMetrics.MeterName)
-        .CreateCounter<long>("gateway.push.requests", description: "Push API requests, by command and outcome.");
-    private readonly KeyValuePair<string, object?> _instance = new("hub.instance", options.Value.InstanceId);
-
     public async Task<IResult> PublishAsync<T>(T command, CancellationToken cancellationToken) where T : class
     {
         if (!upstream.IsAvailable)
@@ -40,7 +35,7 @@ public sealed partial class PushPublisher(
         return TypedResults.Accepted((string?)null);
     }
 
-    public void Count<T>(string outcome) => _requests.Add(1, _instance, new("command", typeof(T).Name), new("outcome", outcome));
+    public void Count<T>(string outcome) => metrics.PushRequest(typeof(T).Name, outcome);
 
     private IResult Unavailable<T>(string detail)
     {

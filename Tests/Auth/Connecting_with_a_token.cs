@@ -74,7 +74,7 @@ public sealed class Connecting_with_a_token
             var client = await _system.ConnectAsync(hub, Token("user-7", "Grace Hopper"));
             await client.SendAsync("anything", new { name = "Mallory" });
             await client.SendAsync("more", null);
-            await Wait.UntilAsync(() => messages.Count == 2, "both events reach the queue's consumer");
+            await Wait.UntilAsync(() => messages.Count == 2 && !connected.IsEmpty, "the connection and both events reach the queue's consumer");
 
             Assert.Multiple(() =>
             {
@@ -101,6 +101,30 @@ public sealed class Connecting_with_a_token
     }
 
     [Test]
+    public async Task Sign_in_without_a_name_claim_takes_the_user_id_not_the_name_the_client_sent()
+    {
+        var hub = await _system.StartHubAsync(_settings);
+        await _system.StartWorkerAsync();
+        var client = await _system.ConnectAsync(hub, Token("user-7", name: null));
+
+        var signedIn = await client.SignInAsync("Mallory");
+
+        Assert.That(signedIn.GetProperty("name").GetString(), Is.EqualTo("user-7"));
+    }
+
+    [Test]
+    public async Task Sign_in_with_a_name_claim_longer_than_the_chat_allows_shortens_it()
+    {
+        var hub = await _system.StartHubAsync(_settings);
+        await _system.StartWorkerAsync();
+        var client = await _system.ConnectAsync(hub, Token("user-7", "  Grace Brewster Murray Hopper, Rear Admiral  "));
+
+        var signedIn = await client.SignInAsync("Mallory");
+
+        Assert.That(signedIn.GetProperty("name").GetString(), Is.EqualTo("Grace Brewster Murray Hopper, Re"));
+    }
+
+    [Test]
     public async Task A_service_pushing_to_a_user_through_one_instance_reaches_them_on_another()
     {
         var first = await _system.StartHubAsync(_settings);
@@ -123,14 +147,17 @@ public sealed class Connecting_with_a_token
         });
     }
 
-    private static string Token(string userId, string name, string key = SigningKey, DateTime? expires = null, string audience = "socketstarter")
+    private static string Token(string userId, string? name, string key = SigningKey, DateTime? expires = null, string audience = "socketstarter")
     {
         var until = expires ?? DateTime.UtcNow.AddHours(1);
+        var claims = new Dictionary<string, object> { ["sub"] = userId };
+        if (name is not null)
+            claims["name"] = name;
         return new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
         {
             Issuer = "https://issuer.test",
             Audience = audience,
-            Claims = new Dictionary<string, object> { ["sub"] = userId, ["name"] = name },
+            Claims = claims,
             NotBefore = until.AddHours(-2),
             IssuedAt = until.AddHours(-2),
             Expires = until,

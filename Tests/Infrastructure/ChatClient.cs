@@ -42,13 +42,18 @@ public sealed class ChatClient : IAsyncDisposable
     public HubConnectionState State => _connection.State;
 
     /// <param name="accessToken">A JWT, sent as browsers must: in the <c>access_token</c> query string of the WebSocket.</param>
-    public static async Task<ChatClient> ConnectAsync(Uri hubUrl, string? accessToken = null)
+    public static async Task<ChatClient> ConnectAsync(Uri hubUrl, string? accessToken = null, IReadOnlyDictionary<string, string>? headers = null)
     {
         // The .NET client would send a header; browsers cannot on a WebSocket, so test their way.
         var url = accessToken is null ? hubUrl : new Uri($"{hubUrl}?access_token={Uri.EscapeDataString(accessToken)}");
         var connection = new HubConnectionBuilder()
             // Negotiation gives the client its connection id, which tests address commands to.
-            .WithUrl(url, o => o.Transports = HttpTransportType.WebSockets)
+            .WithUrl(url, o =>
+            {
+                o.Transports = HttpTransportType.WebSockets;
+                foreach (var (name, value) in headers ?? new Dictionary<string, string>())
+                    o.Headers[name] = value;
+            })
             .Build();
         var client = new ChatClient(connection);
         await connection.StartAsync();

@@ -100,9 +100,9 @@ public sealed class TestSystem : IAsyncDisposable
         _hosts.Remove(host);
     }
 
-    public async Task<ChatClient> ConnectAsync(Uri hubUrl, string? accessToken = null)
+    public async Task<ChatClient> ConnectAsync(Uri hubUrl, string? accessToken = null, IReadOnlyDictionary<string, string>? headers = null)
     {
-        var client = await ChatClient.ConnectAsync(hubUrl, accessToken);
+        var client = await ChatClient.ConnectAsync(hubUrl, accessToken, headers);
         _clients.Add(client);
         return client;
     }

@@ -53,7 +53,9 @@ public sealed class Abusing_the_hub
         Assert.Multiple(() =>
         {
             Assert.That(refused?.Message, Does.Contain("HubException: rate_limited:").And.Contain("1 events per second"));
-            Assert.That(accepted, Is.InRange(5, 6), "the burst, and at most one token refilled meanwhile");
+            // The exact count depends on how long the sends took (a token per second refills meanwhile);
+            // Spending_an_event_budget pins the arithmetic on a fake clock.
+            Assert.That(accepted, Is.GreaterThanOrEqualTo(5), "the whole burst is accepted");
             Assert.That(flooder.State, Is.EqualTo(HubConnectionState.Connected), "one refusal does not close the connection");
             Assert.That(bystanderSeq, Is.EqualTo(2));
         });
@@ -71,7 +73,7 @@ public sealed class Abusing_the_hub
         {
             try { await flooder.SendAsync("ping", new { i }); }
             catch (HubException ex) { refusals.Add(ex.Message); }
-            catch (Exception) when (flooder.State != HubConnectionState.Connected) { break; }
+            catch (Exception ex) when (ex is not HubException) { break; }
         }
         await Wait.UntilAsync(() => flooder.TimesClosed == 1, "the flooding connection is closed");
 

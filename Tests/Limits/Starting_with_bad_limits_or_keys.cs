@@ -17,7 +17,10 @@ public sealed class Starting_with_bad_limits_or_keys
     [TestCase("Limits:ViolationsBeforeClose", "0", "Limits:ViolationsBeforeClose")]
     [TestCase("Limits:MaxConnectionsPerAddress", "0", "Limits:MaxConnectionsPerAddress")]
     [TestCase("PushApi:ApiKey", "short", "PushApi:ApiKey")]
+    [TestCase("PushApi:ApiKey", "                    ", "PushApi:ApiKey must not be only spaces")]
     [TestCase("PushApi:MaxBodyBytes", "10", "PushApi:MaxBodyBytes")]
+    [TestCase("ForwardedHeaders:KnownProxies:0", "lb.internal", "ForwardedHeaders:KnownProxies: 'lb.internal' is not an IP address")]
+    [TestCase("ForwardedHeaders:KnownNetworks:0", "10.0.0.0/33", "ForwardedHeaders:KnownNetworks: '10.0.0.0/33'")]
     [TestCase("Auth:SigningKey", "too-short", "Auth:SigningKey")]
     [TestCase("Auth:Authority", "not a url", "Auth:Authority")]
     public void Stops_the_hub_at_start_naming_the_setting(string setting, string value, string expected)

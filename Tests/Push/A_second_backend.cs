@@ -58,7 +58,15 @@ public sealed class A_second_backend
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await process.WaitForExitAsync(timeout.Token);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            Assert.Fail($"Notifier did not exit within 60 s:\n{await stdout}{await stderr}");
+        }
         return (process.ExitCode, await stdout + await stderr);
     }
 }

@@ -182,7 +182,14 @@ public sealed class Pushing_from_a_backend
             r.Content = content;
             r.Headers.TransferEncodingChunked = true;
         });
-        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.RequestEntityTooLarge));
+        var problem = await PushClient.ProblemAsync(response);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.RequestEntityTooLarge));
+            // Not the payload limit (1024 here), which a body read in full would also trip.
+            Assert.That(problem.GetProperty("detail").GetString(), Does.Contain("PushApi:MaxBodyBytes"));
+        });
     }
 
     [Test]

@@ -5,7 +5,8 @@ using SocketStarter.ServiceDefaults;
 
 // A second backend: it holds no socket and knows no hub instance, it only publishes gateway commands.
 var configuration = new ConfigurationBuilder()
-    .AddInMemoryCollection(new Dictionary<string, string?> { [RabbitMqConnection.Setting] = "amqp://guest:guest@127.0.0.1:5672/" })
+    .SetBasePath(AppContext.BaseDirectory)
+    .AddJsonFile("appsettings.json", optional: true)
     .AddEnvironmentVariables()
     .Build();
 
@@ -20,7 +21,18 @@ catch (ArgumentException ex)
     return 2;
 }
 
-var bus = Bus.Factory.CreateUsingRabbitMq(cfg => cfg.Host(RabbitMqConnection.GetRequiredUri(configuration)));
+Uri broker;
+try
+{
+    broker = RabbitMqConnection.GetRequiredUri(configuration);
+}
+catch (InvalidOperationException ex)
+{
+    await Console.Error.WriteLineAsync(ex.Message);
+    return 2;
+}
+
+var bus = Bus.Factory.CreateUsingRabbitMq(cfg => cfg.Host(broker));
 using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
 await bus.StartAsync(timeout.Token);
 try
