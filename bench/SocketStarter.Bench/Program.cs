@@ -1,0 +1,3 @@
+using SocketStarter.Bench;
+
+return await Cli.Build().Parse(args).InvokeAsync();
