@@ -73,7 +73,7 @@ public static class Report
         };
         foreach (var s in results)
         {
-            foreach (var r in s.Runs)
+            foreach (var r in s.Runs.Where(r => r.Idle is null))
             {
                 rows.Add([
                     r.Scenario, r.Target, r.Workers > 0 ? N(r.Workers) : "-", N(r.Connections), N(r.RoomSize),
@@ -88,7 +88,7 @@ public static class Report
         var ratios = results.Where(s => s.Ratios is not null).ToList();
         if (ratios.Count > 0)
         {
-            extra.AppendLine().AppendLine(markdown ? "Gateway / baseline (the gateway run with the most workers):" : "gateway / baseline:").AppendLine();
+            extra.AppendLine().AppendLine(markdown ? "Gateway / baseline (latency: the gateway run with the most workers; throughput: its best run):" : "gateway / baseline (latency: most workers; throughput: best gateway run):").AppendLine();
             var ratioRows = new List<string[]> { new[] { "scenario", "p50", "p99", "accepted/s", "delivered/s", "RSS/connection" } };
             ratioRows.AddRange(ratios.Select(s => new[] { s.Scenario, R(s.Ratios!.P50), R(s.Ratios.P99), R(s.Ratios.AcceptedPerSecond), R(s.Ratios.DeliveredPerSecond), R(s.Ratios.RssPerConnection) }));
             extra.AppendLine(Render(ratioRows, markdown));

@@ -160,20 +160,24 @@ public sealed record IdleResult(int Connections, long RssBeforeBytes, long RssAf
 /// <summary>Latency of the messages sent from SIGTERM of the old worker until a second after the new one was ready.</summary>
 public sealed record SwapResult(double ReplaceSeconds, Latency? WindowLatency);
 
-/// <summary>Gateway over baseline, when one run of each exists (the gateway run with the most workers).</summary>
+/// <summary>
+/// Gateway over baseline, when both ran: latency from the gateway run with the most workers,
+/// throughput from the gateway run that delivered most (saturation runs several worker counts).
+/// </summary>
 public sealed record Ratios(double? P50, double? P99, double? AcceptedPerSecond, double? DeliveredPerSecond, double? RssPerConnection)
 {
     public static Ratios? Of(IReadOnlyList<RunResult> runs)
     {
         var gateway = runs.Where(r => r.Target == "gateway").OrderByDescending(r => r.Workers).FirstOrDefault();
+        var best = runs.Where(r => r.Target == "gateway").OrderByDescending(r => r.DeliveredPerSecond).FirstOrDefault();
         var baseline = runs.FirstOrDefault(r => r.Target == "baseline");
-        if (gateway is null || baseline is null)
+        if (gateway is null || best is null || baseline is null)
             return null;
         return new Ratios(
             Divide(gateway.LatencyMs.P50, baseline.LatencyMs.P50),
             Divide(gateway.LatencyMs.P99, baseline.LatencyMs.P99),
-            Divide(gateway.AcceptedPerSecond, baseline.AcceptedPerSecond),
-            Divide(gateway.DeliveredPerSecond, baseline.DeliveredPerSecond),
+            Divide(best.AcceptedPerSecond, baseline.AcceptedPerSecond),
+            Divide(best.DeliveredPerSecond, baseline.DeliveredPerSecond),
             Divide(gateway.Idle?.RssBytesPerConnection, baseline.Idle?.RssBytesPerConnection));
     }
 
