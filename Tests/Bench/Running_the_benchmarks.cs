@@ -101,7 +101,8 @@ public sealed class Running_the_benchmarks
                 Assert.That(root.GetProperty("scenarios")[0].GetProperty("scenario").GetString(), Is.EqualTo(scenario));
             });
             var result = root.GetProperty("scenarios")[0];
-            if (scenario != "swap")
+            // Latency ratios exist where both targets carried messages.
+            if (scenario is not ("swap" or "idle"))
                 Assert.That(result.GetProperty("ratios").GetProperty("p50").GetDouble(), Is.GreaterThan(0), result.ToString());
             return result.GetProperty("runs").EnumerateArray().Select(r => r.Clone()).ToList();
         }

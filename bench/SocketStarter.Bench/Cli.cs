@@ -40,8 +40,8 @@ public static class Cli
     private static readonly Option<int?> PrefetchOption = new("--prefetch") { Description = "Worker:PrefetchCount (default: the worker's own)." };
     private static readonly Option<int?> ConcurrencyOption = new("--concurrency") { Description = "Worker:ConcurrentMessageLimit (default: the worker's own)." };
     private static readonly Option<bool> TinyOption = new("--tiny") { Description = "Smallest sizes, to check the tool works (the smoke test)." };
-    private static readonly Option<Uri?> RabbitOption = new("--rabbitmq") { Description = "Use this broker (amqp://user:pass@host:port/) instead of starting a private node." };
-    private static readonly Option<Uri?> ManagementOption = new("--rabbitmq-management") { Description = "Its management API (http://user:pass@host:port/); default port 15672." };
+    private static readonly Option<string?> RabbitOption = new("--rabbitmq") { Description = "Use this broker (amqp://user:pass@host:port/) instead of starting a private node." };
+    private static readonly Option<string?> ManagementOption = new("--rabbitmq-management") { Description = "Its management API (http://user:pass@host:port/); default port 15672." };
     private static readonly Option<string?> JsonOption = new("--json") { Description = "Where to write the JSON results (default .local/bench/<run>/results.json)." };
     private static readonly Option<string?> MarkdownOption = new("--markdown") { Description = "Also write the tables into this Markdown file, between its bench markers (bench/RESULTS.md)." };
 
@@ -71,9 +71,12 @@ public static class Cli
     private static async Task<int> RunAsync(string[] scenarios, ParseResult parse, CancellationToken cancellationToken)
     {
         List<ScenarioSettings> settings;
+        Uri? rabbit, management;
         try
         {
             settings = scenarios.Select(s => Settings(s, parse)).ToList();
+            rabbit = ParseUri(parse.GetValue(RabbitOption), "--rabbitmq", "amqp");
+            management = ParseUri(parse.GetValue(ManagementOption), "--rabbitmq-management", "http");
         }
         catch (BenchException ex)
         {
@@ -86,7 +89,7 @@ public static class Cli
         var results = new List<ScenarioResult>();
         try
         {
-            await using var broker = await Broker.StartAsync(parse.GetValue(RabbitOption), parse.GetValue(ManagementOption), runDirectory);
+            await using var broker = await Broker.StartAsync(rabbit, management, runDirectory);
             var runner = new ScenarioRunner(broker, runDirectory);
             foreach (var s in settings)
                 results.Add(await runner.RunAsync(s, cancellationToken));
@@ -151,6 +154,15 @@ public static class Cli
             workers,
             targets,
             new ServiceSettings(sync, parse.GetValue(PrefetchOption), parse.GetValue(ConcurrencyOption)));
+    }
+
+    private static Uri? ParseUri(string? text, string option, string scheme)
+    {
+        if (text is null)
+            return null;
+        if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || !uri.Scheme.StartsWith(scheme, StringComparison.Ordinal))
+            throw new BenchException($"{option} must be an absolute {scheme} URI such as {scheme}://guest:guest@127.0.0.1:{(scheme == "amqp" ? 5672 : 15672)}/, not '{text}'.");
+        return uri;
     }
 
     private static int[] ParseWorkers(string text)
