@@ -12,7 +12,7 @@ public static class Cli
     private static readonly Dictionary<string, (string Description, ScenarioDefaults Normal, ScenarioDefaults Tiny)> Scenarios = new()
     {
         ["echo"] = ("One client alone in a room, one worker: the latency of a round trip at a light, steady rate.",
-            new(1, 1, 100, 1, 10, 2, [1]), new(1, 1, 20, 1, 1, 0, [1])),
+            new(1, 1, 20, 1, 10, 2, [1]), new(1, 1, 20, 1, 1, 0, [1])),
         ["rooms"] = ("1,000 connections in rooms of 10, talking at 1,000 msgs/s in total.",
             new(1000, 10, 1000, 1, 15, 3, [2]), new(20, 5, 50, 1, 1, 0, [1])),
         ["broadcast"] = ("One room of 1,000: every message reaches every member.",
@@ -34,6 +34,7 @@ public static class Cli
     private static readonly Option<double?> DurationOption = new("--duration", "-d") { Description = "Seconds measured (after the warm-up)." };
     private static readonly Option<double?> WarmupOption = new("--warmup") { Description = "Seconds of load before measuring." };
     private static readonly Option<double> DrainOption = new("--drain-timeout") { Description = "Seconds without a new delivery before undelivered messages count as missing.", DefaultValueFactory = _ => 15 };
+    private static readonly Option<double> DrainLimitOption = new("--drain-limit") { Description = "Seconds the run waits at most for the backlog after the load stops; what is left counts as missing.", DefaultValueFactory = _ => 60 };
     private static readonly Option<string?> WorkersOption = new("--workers", "-w") { Description = "Gateway workers, or a list for saturation (1,2,4)." };
     private static readonly Option<string> TargetOption = new("--target", "-t") { Description = "gateway, baseline or both.", DefaultValueFactory = _ => "both" };
     private static readonly Option<string> SyncOption = new("--sync") { Description = "Store:Synchronous for both targets: FULL or NORMAL.", DefaultValueFactory = _ => "FULL" };
@@ -52,7 +53,7 @@ public static class Cli
         {
             var command = new Command(name, description)
             {
-                ConnectionsOption, RoomSizeOption, RateOption, WindowOption, DurationOption, WarmupOption, DrainOption, WorkersOption,
+                ConnectionsOption, RoomSizeOption, RateOption, WindowOption, DurationOption, WarmupOption, DrainOption, DrainLimitOption, WorkersOption,
                 TargetOption, SyncOption, PrefetchOption, ConcurrencyOption, TinyOption, RabbitOption, ManagementOption, JsonOption, MarkdownOption,
             };
             command.SetAction((parse, token) => RunAsync([name], parse, token));
@@ -61,7 +62,7 @@ public static class Cli
 
         var all = new Command("all", "Every scenario, one after the other, on one broker.")
         {
-            DrainOption, TargetOption, SyncOption, PrefetchOption, ConcurrencyOption, TinyOption, RabbitOption, ManagementOption, JsonOption, MarkdownOption,
+            DrainOption, DrainLimitOption, TargetOption, SyncOption, PrefetchOption, ConcurrencyOption, TinyOption, RabbitOption, ManagementOption, JsonOption, MarkdownOption,
         };
         all.SetAction((parse, token) => RunAsync([.. Scenarios.Keys], parse, token));
         root.Subcommands.Add(all);
@@ -124,13 +125,14 @@ public static class Cli
         var duration = Pick(DurationOption, d.Duration);
         var warmup = Pick(WarmupOption, d.Warmup);
         var drain = parse.GetValue(DrainOption);
+        var drainLimit = parse.GetValue(DrainLimitOption);
         var workers = single && parse.GetValue(WorkersOption) is { } w ? ParseWorkers(w) : d.Workers;
 
         if (connections < 1) throw new BenchException("--connections must be at least 1.");
         if (roomSize < 1 || roomSize > connections) throw new BenchException($"--room-size must be between 1 and --connections ({connections}).");
         if (rate < 0) throw new BenchException("--rate must be 0 (as fast as accepted) or more.");
         if (window < 1) throw new BenchException("--window must be at least 1.");
-        if (duration < 0 || warmup < 0 || drain <= 0) throw new BenchException("--duration and --warmup must be 0 or more, --drain-timeout more than 0.");
+        if (duration < 0 || warmup < 0 || drain <= 0 || drainLimit <= 0) throw new BenchException("--duration and --warmup must be 0 or more, --drain-timeout and --drain-limit more than 0.");
         if (scenario != "idle" && duration <= 0) throw new BenchException("--duration must be more than 0.");
         if (scenario == "swap" && workers[0] < 2) throw new BenchException("swap needs --workers 2 or more: one keeps working while the other is replaced.");
 
@@ -150,7 +152,7 @@ public static class Cli
 
         return new ScenarioSettings(
             scenario,
-            new LoadPlan(connections, roomSize, rate, window, TimeSpan.FromSeconds(duration), TimeSpan.FromSeconds(warmup), TimeSpan.FromSeconds(drain)),
+            new LoadPlan(connections, roomSize, rate, window, TimeSpan.FromSeconds(duration), TimeSpan.FromSeconds(warmup), TimeSpan.FromSeconds(drain), TimeSpan.FromSeconds(drainLimit)),
             workers,
             targets,
             new ServiceSettings(sync, parse.GetValue(PrefetchOption), parse.GetValue(ConcurrencyOption)));

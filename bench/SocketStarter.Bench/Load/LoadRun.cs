@@ -7,7 +7,7 @@ namespace SocketStarter.Bench.Load;
 /// <summary>The shape of the load: who connects, how rooms are cut, how fast they talk.</summary>
 /// <param name="Rate">Total say messages per second; 0 means as fast as the target accepts them.</param>
 /// <param name="Window">Sends each connection keeps in flight when <paramref name="Rate"/> is 0.</param>
-public sealed record LoadPlan(int Connections, int RoomSize, double Rate, int Window, TimeSpan Duration, TimeSpan Warmup, TimeSpan DrainTimeout);
+public sealed record LoadPlan(int Connections, int RoomSize, double Rate, int Window, TimeSpan Duration, TimeSpan Warmup, TimeSpan DrainTimeout, TimeSpan DrainLimit);
 
 /// <summary>Connects the clients, signs them in, puts them in rooms, talks, then waits for every delivery.</summary>
 public sealed class LoadRun(ITarget target, LoadPlan plan, string label, Stats stats)
@@ -155,13 +155,17 @@ public sealed class LoadRun(ITarget target, LoadPlan plan, string label, Stats s
         await Task.WhenAll(sends);
     }
 
-    /// <summary>Waits until every accepted message reached every member of its room, or nothing moves for the drain timeout.</summary>
+    /// <summary>
+    /// Waits until every accepted message reached every member of its room, or nothing moves for
+    /// the drain timeout, or the backlog is still there after the drain limit (a target far behind).
+    /// </summary>
     private async Task DrainAsync(CancellationToken cancellationToken)
     {
         using var progress = Progress.Start(() => $"{label}: draining, {stats.Delivered}/{stats.ExpectedDeliveries} delivered");
         var last = -1L;
         var still = Stopwatch.StartNew();
-        while (stats.Delivered < stats.ExpectedDeliveries && still.Elapsed < plan.DrainTimeout)
+        var total = Stopwatch.StartNew();
+        while (stats.Delivered < stats.ExpectedDeliveries && still.Elapsed < plan.DrainTimeout && total.Elapsed < plan.DrainLimit)
         {
             var now = stats.Delivered;
             if (now != last)
