@@ -69,7 +69,7 @@ public static class Report
     {
         var rows = new List<string[]>
         {
-            new[] { "scenario", "target", "W", "conns", "room", "rate/s", "accepted/s", "delivered/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "missing", "errors", "load avg" },
+            new[] { "scenario", "target", "W", "conns", "room", "rate/s", "accepted/s", "delivered/s", "sustained/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "missing", "errors", "load avg" },
         };
         foreach (var s in results)
         {
@@ -77,7 +77,7 @@ public static class Report
             {
                 rows.Add([
                     r.Scenario, r.Target, r.Workers > 0 ? N(r.Workers) : "-", N(r.Connections), N(r.RoomSize),
-                    r.TargetRate > 0 ? N(r.TargetRate) : "max", N(r.AcceptedPerSecond), N(r.DeliveredPerSecond),
+                    r.TargetRate > 0 ? N(r.TargetRate) : "max", N(r.AcceptedPerSecond), N(r.DeliveredPerSecond), N(r.SustainedDeliveriesPerSecond),
                     F(r.LatencyMs.P50), F(r.LatencyMs.P90), F(r.LatencyMs.P99), F(r.LatencyMs.P999), F(r.LatencyMs.Max),
                     N(r.Missing), Errors(r), r.LoadAverageBefore.Split(' ')[0] + "→" + r.LoadAverageAfter.Split(' ')[0],
                 ]);

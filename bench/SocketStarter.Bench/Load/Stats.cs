@@ -21,6 +21,7 @@ public sealed class Stats
     private long _measureFrom = long.MaxValue, _measureTo = long.MaxValue;
     private long _windowFrom = long.MaxValue, _windowTo = long.MaxValue;
     private long _acceptedInMeasure, _deliveredInMeasure;
+    private long _firstDelivery = long.MaxValue, _lastDelivery;
 
     public long Sent => Interlocked.Read(ref _sent);
     public long Accepted => Interlocked.Read(ref _accepted);
@@ -67,6 +68,10 @@ public sealed class Stats
     {
         var now = Stopwatch.GetTimestamp();
         Interlocked.Increment(ref _delivered);
+        if (now < Interlocked.Read(ref _firstDelivery))
+            Interlocked.Exchange(ref _firstDelivery, now);
+        if (now > Interlocked.Read(ref _lastDelivery))
+            Interlocked.Exchange(ref _lastDelivery, now);
         if (Measuring(now))
             Interlocked.Increment(ref _deliveredInMeasure);
         var micros = Math.Clamp((long)Stopwatch.GetElapsedTime(sentAt, now).TotalMicroseconds, 1, HighestMicros);
@@ -79,6 +84,17 @@ public sealed class Stats
             if (inWindow)
                 _window.RecordValue(micros);
         }
+    }
+
+    /// <summary>
+    /// Deliveries per second from the first to the last, drain included: what the target keeps up
+    /// with, where accepted/s can run ahead of it into the queue.
+    /// </summary>
+    public double SustainedDeliveriesPerSecond()
+    {
+        var first = Interlocked.Read(ref _firstDelivery);
+        var last = Interlocked.Read(ref _lastDelivery);
+        return last > first ? Math.Round(Delivered / Stopwatch.GetElapsedTime(first, last).TotalSeconds, 1) : 0;
     }
 
     /// <summary>The p99 since the last call, for live progress.</summary>
