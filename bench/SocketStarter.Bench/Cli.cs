@@ -12,17 +12,17 @@ public static class Cli
     private static readonly Dictionary<string, (string Description, ScenarioDefaults Normal, ScenarioDefaults Tiny)> Scenarios = new()
     {
         ["echo"] = ("One client alone in a room, one worker: the latency of a round trip at a light, steady rate.",
-            new(1, 1, 20, 1, 10, 2, [1]), new(1, 1, 20, 1, 1, 0, [1])),
+            new(1, 1, 20, 1, 10, 3, [1]), new(1, 1, 20, 1, 1, 0, [1])),
         ["rooms"] = ("1,000 connections in rooms of 10, talking at 1,000 msgs/s in total.",
-            new(1000, 10, 1000, 1, 15, 3, [2]), new(20, 5, 50, 1, 1, 0, [1])),
+            new(1000, 10, 1000, 1, 15, 5, [2]), new(20, 5, 50, 1, 1, 0, [1])),
         ["broadcast"] = ("One room of 1,000: every message reaches every member.",
-            new(1000, 1000, 10, 1, 10, 2, [2]), new(20, 20, 5, 1, 1, 0, [1])),
+            new(1000, 1000, 10, 1, 10, 5, [2]), new(20, 20, 5, 1, 1, 0, [1])),
         ["saturation"] = ("As many accepted msgs/s as the target takes, with 1, 2 and 4 workers (each connection alone in its room).",
-            new(64, 1, 0, 4, 10, 2, [1, 2, 4]), new(4, 1, 0, 2, 1, 0, [1, 2])),
+            new(64, 1, 0, 4, 10, 5, [1, 2, 4]), new(4, 1, 0, 2, 1, 0, [1, 2])),
         ["idle"] = ("Connections that only stay open: how many one hub holds and its memory per connection.",
             new(2000, 1, 0, 1, 0, 0, [1]), new(20, 1, 0, 1, 0, 0, [1])),
         ["swap"] = ("Rooms under load while a worker is replaced (SIGTERM, start a new one): latency during the swap.",
-            new(200, 10, 200, 1, 20, 2, [2]), new(10, 5, 20, 1, 3, 0, [2])),
+            new(200, 10, 200, 1, 20, 3, [2]), new(10, 5, 20, 1, 3, 0, [2])),
     };
 
     private sealed record ScenarioDefaults(int Connections, int RoomSize, double Rate, int Window, double Duration, double Warmup, int[] Workers);
