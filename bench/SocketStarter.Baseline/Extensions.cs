@@ -29,6 +29,7 @@ public static class Extensions
         builder.Services.AddSingleton<UpstreamEventProcessor>();
         builder.Services.AddSingleton<IGatewayApplication, ChatApplication>();
         builder.Services.AddSingleton<SignalRDispatcher>();
+        builder.Services.AddSingleton(new EventGate(EventGate.DefaultLimit));
 
         builder.Services.AddSignalR();
         return builder;

@@ -16,6 +16,7 @@ public sealed class MonolithHub(
     UpstreamEventProcessor processor,
     IGatewayApplication application,
     SignalRDispatcher dispatcher,
+    EventGate gate,
     TimeProvider time) : Hub
 {
     public const string Path = "/hub";
@@ -28,6 +29,7 @@ public sealed class MonolithHub(
         dispatcher.Track(Context);
         Context.Items[SeqKey] = new StrongBox<long>(1);
         var message = new ClientConnected { ConnectionId = Context.ConnectionId, HubInstanceId = InstanceId, Seq = 1, ConnectedAt = time.GetUtcNow() };
+        using var slot = await gate.EnterAsync();
         await processor.ProcessAsync(UpstreamEvent.Of(message), c => application.OnConnectedAsync(c, message), dispatcher, Context.ConnectionAborted);
     }
 
@@ -47,6 +49,7 @@ public sealed class MonolithHub(
             Payload = payload.Clone(),
             ReceivedAt = time.GetUtcNow(),
         };
+        using var slot = await gate.EnterAsync();
         await processor.ProcessAsync(UpstreamEvent.Of(message), c => application.OnMessageAsync(c, message), dispatcher, CancellationToken.None);
         return seq;
     }
@@ -56,6 +59,7 @@ public sealed class MonolithHub(
         dispatcher.Forget(Context.ConnectionId);
         var seq = ++((StrongBox<long>)Context.Items[SeqKey]!).Value;
         var message = new ClientDisconnected { ConnectionId = Context.ConnectionId, HubInstanceId = InstanceId, Seq = seq, DisconnectedAt = time.GetUtcNow() };
+        using var slot = await gate.EnterAsync();
         await processor.ProcessAsync(UpstreamEvent.Of(message), c => application.OnDisconnectedAsync(c, message), dispatcher, CancellationToken.None);
     }
 }
