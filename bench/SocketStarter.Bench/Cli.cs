@@ -100,6 +100,11 @@ public static class Cli
             await Console.Error.WriteLineAsync("error: " + ex.Message);
             return 1;
         }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await Console.Error.WriteLineAsync("Interrupted; the services and the broker node it started are stopped.");
+            return 130;
+        }
 
         Report.PrintTable(results);
         var command = "bench/run " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
