@@ -37,7 +37,14 @@ public sealed class Broker : IAsyncDisposable
         var directory = Path.Combine(runDirectory, "rabbitmq");
         Console.WriteLine($"Starting a private RabbitMQ node in {directory}");
         var lines = await NodeScriptAsync("start", directory);
-        return new Broker(new Uri(lines["AMQP_URI"]), new Uri(lines["MANAGEMENT_URI"]), () => NodeScriptAsync("stop", directory));
+        return new Broker(new Uri(lines["AMQP_URI"]), new Uri(lines["MANAGEMENT_URI"]), async () =>
+        {
+            await NodeScriptAsync("stop", directory);
+            // The node's data is of no use after the run; its log stays with the services' logs.
+            try { Directory.Delete(Path.Combine(directory, "mnesia"), recursive: true); }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+        });
     }
 
     public async Task<Uri> CreateVirtualHostAsync(string name)

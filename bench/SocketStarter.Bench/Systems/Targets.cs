@@ -91,6 +91,7 @@ public sealed class GatewayTarget : ITarget
         foreach (var worker in _workers)
             await worker.DisposeAsync();
         await _broker.DeleteVirtualHostAsync(_vhost);
+        Store.Delete(_workerSettings["Store:Path"]);
     }
 }
 
@@ -111,13 +112,33 @@ public sealed class BaselineTarget : ITarget
             ["Store:Path"] = Path.Combine(runDirectory, $"{name}.db"),
             ["Store:Synchronous"] = settings.Synchronous,
         }, logs, cancellationToken);
-        return new BaselineTarget { Hub = hub };
+        return new BaselineTarget { Hub = hub, StorePath = Path.Combine(runDirectory, $"{name}.db") };
     }
+
+    private string StorePath { get; init; } = "";
 
     public Task ReplaceWorkerAsync(int index, CancellationToken cancellationToken) =>
         throw new NotSupportedException("The monolith has no workers: replacing its logic means restarting the process that holds every socket.");
 
-    public ValueTask DisposeAsync() => Hub.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await Hub.DisposeAsync();
+        Store.Delete(StorePath);
+    }
+}
+
+/// <summary>A run's SQLite files: hundreds of MB after a long run, and of no use once it is over.</summary>
+internal static class Store
+{
+    public static void Delete(string path)
+    {
+        foreach (var file in new[] { path, path + "-wal", path + "-shm" })
+        {
+            try { File.Delete(file); }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+        }
+    }
 }
 
 /// <summary>The checkout and the Release builds the tool starts.</summary>
