@@ -21,6 +21,7 @@ public sealed class Broker : IAsyncDisposable
     private Broker(Uri amqp, Uri management, string kind, Func<ValueTask> dispose)
     {
         Amqp = amqp;
+        Management = management;
         Kind = kind;
         _dispose = dispose;
         var credentials = Uri.UnescapeDataString(management.UserInfo);
@@ -29,6 +30,9 @@ public sealed class Broker : IAsyncDisposable
     }
 
     public Uri Amqp { get; }
+
+    /// <summary>The management API, with credentials (the bench creates its virtual hosts there).</summary>
+    public Uri Management { get; }
     public string Kind { get; }
 
     /// <summary>Set for a private node: what restarts it in place.</summary>

@@ -1,0 +1,139 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Text.Json;
+using SocketStarter.Tests.Infrastructure;
+
+namespace SocketStarter.Tests.Bench;
+
+/// <summary>
+/// Keeps bench/ working: each scenario at its smallest size, on this run's broker, against both
+/// targets. No figure is asserted (speed is for the benchmark to print); that every message
+/// accepted reached every member of its room, and that the JSON holds what it promises, is.
+/// </summary>
+public sealed class Running_the_benchmarks
+{
+    private static readonly string Configuration =
+        typeof(Running_the_benchmarks).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration ?? "Release";
+
+    [TestCase("echo")]
+    [TestCase("rooms")]
+    [TestCase("broadcast")]
+    [TestCase("saturation")]
+    [TestCase("swap")]
+    public async Task Delivers_every_message_of_a_tiny_run(string scenario)
+    {
+        var runs = await RunAsync(scenario);
+
+        Assert.That(runs.Select(r => r.GetProperty("target").GetString()),
+            scenario == "swap" ? Is.EqualTo(new[] { "gateway" }) : Does.Contain("gateway").And.Contain("baseline"));
+        foreach (var run in runs)
+        {
+            var what = $"{scenario} on {run.GetProperty("target").GetString()} with {run.GetProperty("workers").GetInt32()} worker(s): {run}";
+            Assert.Multiple(() =>
+            {
+                Assert.That(run.GetProperty("accepted").GetInt64(), Is.GreaterThan(0), what);
+                Assert.That(run.GetProperty("accepted").GetInt64(), Is.EqualTo(run.GetProperty("sent").GetInt64()), what);
+                Assert.That(run.GetProperty("delivered").GetInt64(), Is.EqualTo(run.GetProperty("expectedDeliveries").GetInt64()), what);
+                Assert.That(run.GetProperty("missing").GetInt64(), Is.Zero, what);
+                Assert.That(run.GetProperty("errors").EnumerateObject().Select(e => e.Name), Is.Empty, what);
+                Assert.That(run.GetProperty("connectionsOpened").GetProperty("openAtEnd").GetInt32(), Is.EqualTo(run.GetProperty("connections").GetInt32()), what);
+                Assert.That(run.GetProperty("latencyMs").GetProperty("count").GetInt64(), Is.GreaterThan(0), what);
+                foreach (var field in new[] { "p50", "p90", "p99", "p999", "max" })
+                    Assert.That(run.GetProperty("latencyMs").GetProperty(field).GetDouble(), Is.GreaterThan(0), what);
+                Assert.That(run.GetProperty("acceptedPerSecond").GetDouble(), Is.GreaterThan(0), what);
+                Assert.That(run.GetProperty("deliveredPerSecond").GetDouble(), Is.GreaterThan(0), what);
+                Assert.That(run.GetProperty("loadAverageBefore").GetString(), Is.Not.Empty, what);
+                if (scenario == "swap")
+                    Assert.That(run.GetProperty("swap").GetProperty("replaceSeconds").GetDouble(), Is.GreaterThan(0), what);
+            });
+        }
+        if (scenario == "saturation")
+            Assert.That(runs.Where(r => r.GetProperty("target").GetString() == "gateway").Select(r => r.GetProperty("workers").GetInt32()), Is.EqualTo(new[] { 1, 2 }));
+    }
+
+    [Test]
+    public async Task Measures_the_hub_memory_of_idle_connections()
+    {
+        var runs = await RunAsync("idle");
+
+        Assert.That(runs, Has.Count.EqualTo(2));
+        foreach (var run in runs)
+        {
+            var idle = run.GetProperty("idle");
+            Assert.Multiple(() =>
+            {
+                Assert.That(idle.GetProperty("connections").GetInt32(), Is.EqualTo(run.GetProperty("connections").GetInt32()), run.ToString());
+                Assert.That(run.GetProperty("connectionsOpened").GetProperty("openAtEnd").GetInt32(), Is.EqualTo(run.GetProperty("connections").GetInt32()), run.ToString());
+                Assert.That(idle.GetProperty("rssBeforeBytes").GetInt64(), Is.GreaterThan(0), run.ToString());
+                Assert.That(idle.GetProperty("rssAfterBytes").GetInt64(), Is.GreaterThan(0), run.ToString());
+                Assert.That(idle.TryGetProperty("rssBytesPerConnection", out _), Is.True, run.ToString());
+            });
+        }
+    }
+
+    [Test]
+    public async Task Refuses_bad_flags_with_a_message_naming_them()
+    {
+        var (exitCode, output) = await StartBenchAsync(["rooms", "--room-size", "50", "--connections", "10", "--tiny"]);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(exitCode, Is.EqualTo(2));
+            Assert.That(output, Does.Contain("--room-size must be between 1 and --connections (10)"));
+        });
+    }
+
+    private static async Task<List<JsonElement>> RunAsync(string scenario)
+    {
+        var json = Path.Combine(Path.GetTempPath(), $"socketstarter-bench-{Guid.NewGuid():N}.json");
+        try
+        {
+            var (exitCode, output) = await StartBenchAsync([scenario, "--tiny", "--json", json,
+                "--rabbitmq", TestRun.Broker.Amqp.ToString(), "--rabbitmq-management", TestRun.Broker.Management.ToString()]);
+            Assert.That(exitCode, Is.Zero, output);
+
+            using var document = JsonDocument.Parse(await File.ReadAllTextAsync(json));
+            var root = document.RootElement;
+            Assert.Multiple(() =>
+            {
+                Assert.That(root.GetProperty("machine").GetProperty("cores").GetInt32(), Is.GreaterThan(0));
+                Assert.That(root.GetProperty("scenarios").GetArrayLength(), Is.EqualTo(1));
+                Assert.That(root.GetProperty("scenarios")[0].GetProperty("scenario").GetString(), Is.EqualTo(scenario));
+            });
+            var result = root.GetProperty("scenarios")[0];
+            // Latency ratios exist where both targets carried messages.
+            if (scenario is not ("swap" or "idle"))
+                Assert.That(result.GetProperty("ratios").GetProperty("p50").GetDouble(), Is.GreaterThan(0), result.ToString());
+            return result.GetProperty("runs").EnumerateArray().Select(r => r.Clone()).ToList();
+        }
+        finally
+        {
+            File.Delete(json);
+        }
+    }
+
+    private static async Task<(int ExitCode, string Output)> StartBenchAsync(string[] arguments)
+    {
+        var dll = Path.Combine(RepositoryRoot.Path, "bench", "SocketStarter.Bench", "bin", Configuration, "net10.0", "SocketStarter.Bench.dll");
+        var start = new ProcessStartInfo("dotnet", [dll, .. arguments])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            await Wait.UntilAsync(() => process.HasExited, $"bench {string.Join(' ', arguments)} finishes", TimeSpan.FromMinutes(5));
+        }
+        finally
+        {
+            if (!process.HasExited)
+                process.Kill(entireProcessTree: true);
+        }
+        await process.WaitForExitAsync();
+        return (process.ExitCode, await stdout + await stderr);
+    }
+}

@@ -1,0 +1,186 @@
+using System.CommandLine;
+using System.Globalization;
+using SocketStarter.Bench.Load;
+using SocketStarter.Bench.Systems;
+
+namespace SocketStarter.Bench;
+
+/// <summary>The command line: one command per scenario, and <c>all</c>.</summary>
+public static class Cli
+{
+    /// <summary>Each scenario's defaults: sized to run on 2 cores in under a minute per target.</summary>
+    private static readonly Dictionary<string, (string Description, ScenarioDefaults Normal, ScenarioDefaults Tiny)> Scenarios = new()
+    {
+        ["echo"] = ("One client alone in a room, one worker: the latency of a round trip at a light, steady rate.",
+            new(1, 1, 20, 1, 10, 3, [1]), new(1, 1, 20, 1, 1, 0, [1])),
+        ["rooms"] = ("1,000 connections in rooms of 10, talking at 1,000 msgs/s in total.",
+            new(1000, 10, 1000, 1, 15, 5, [2]), new(20, 5, 50, 1, 1, 0, [1])),
+        ["broadcast"] = ("One room of 1,000: every message reaches every member.",
+            new(1000, 1000, 10, 1, 10, 5, [2]), new(20, 20, 5, 1, 1, 0, [1])),
+        ["saturation"] = ("As many accepted msgs/s as the target takes, with 1, 2 and 4 workers (each connection alone in its room).",
+            new(64, 1, 0, 4, 10, 5, [1, 2, 4]), new(4, 1, 0, 2, 1, 0, [1, 2])),
+        ["idle"] = ("Connections that only stay open: how many one hub holds and its memory per connection.",
+            new(2000, 1, 0, 1, 0, 0, [1]), new(20, 1, 0, 1, 0, 0, [1])),
+        ["swap"] = ("Rooms under load while a worker is replaced (SIGTERM, start a new one): latency during the swap.",
+            new(200, 10, 200, 1, 20, 3, [2]), new(10, 5, 20, 1, 3, 0, [2])),
+    };
+
+    private sealed record ScenarioDefaults(int Connections, int RoomSize, double Rate, int Window, double Duration, double Warmup, int[] Workers);
+
+    private static readonly Option<int?> ConnectionsOption = new("--connections", "-c") { Description = "Connections to open." };
+    private static readonly Option<int?> RoomSizeOption = new("--room-size", "-k") { Description = "Members per room." };
+    private static readonly Option<double?> RateOption = new("--rate", "-r") { Description = "Total say messages per second; 0 = as fast as the target accepts." };
+    private static readonly Option<int?> WindowOption = new("--window") { Description = "Sends each connection keeps in flight at rate 0." };
+    private static readonly Option<double?> DurationOption = new("--duration", "-d") { Description = "Seconds measured (after the warm-up)." };
+    private static readonly Option<double?> WarmupOption = new("--warmup") { Description = "Seconds of load before measuring." };
+    private static readonly Option<double> DrainOption = new("--drain-timeout") { Description = "Seconds without a new delivery before undelivered messages count as missing.", DefaultValueFactory = _ => 15 };
+    private static readonly Option<double> DrainLimitOption = new("--drain-limit") { Description = "Seconds the run waits at most for the backlog after the load stops; what is left counts as missing.", DefaultValueFactory = _ => 60 };
+    private static readonly Option<string?> WorkersOption = new("--workers", "-w") { Description = "Gateway workers, or a list for saturation (1,2,4)." };
+    private static readonly Option<string> TargetOption = new("--target", "-t") { Description = "gateway, baseline or both.", DefaultValueFactory = _ => "both" };
+    private static readonly Option<string> SyncOption = new("--sync") { Description = "Store:Synchronous for both targets: FULL or NORMAL.", DefaultValueFactory = _ => "FULL" };
+    private static readonly Option<int?> PrefetchOption = new("--prefetch") { Description = "Worker:PrefetchCount (default: the worker's own)." };
+    private static readonly Option<int?> ConcurrencyOption = new("--concurrency") { Description = "Worker:ConcurrentMessageLimit (default: the worker's own)." };
+    private static readonly Option<bool> TinyOption = new("--tiny") { Description = "Smallest sizes, to check the tool works (the smoke test)." };
+    private static readonly Option<string?> RabbitOption = new("--rabbitmq") { Description = "Use this broker (amqp://user:pass@host:port/) instead of starting a private node." };
+    private static readonly Option<string?> ManagementOption = new("--rabbitmq-management") { Description = "Its management API (http://user:pass@host:port/); default port 15672." };
+    private static readonly Option<string?> JsonOption = new("--json") { Description = "Where to write the JSON results (default .local/bench/<run>/results.json)." };
+    private static readonly Option<string?> MarkdownOption = new("--markdown") { Description = "Also write the tables into this Markdown file, between its bench markers (bench/RESULTS.md)." };
+
+    public static RootCommand Build()
+    {
+        var root = new RootCommand("SocketStarter benchmarks: the gateway (hub + broker + workers) side by side with a monolith SignalR hub doing the same chat work.");
+        foreach (var (name, (description, _, _)) in Scenarios)
+        {
+            var command = new Command(name, description)
+            {
+                ConnectionsOption, RoomSizeOption, RateOption, WindowOption, DurationOption, WarmupOption, DrainOption, DrainLimitOption, WorkersOption,
+                TargetOption, SyncOption, PrefetchOption, ConcurrencyOption, TinyOption, RabbitOption, ManagementOption, JsonOption, MarkdownOption,
+            };
+            command.SetAction((parse, token) => RunAsync([name], parse, token));
+            root.Subcommands.Add(command);
+        }
+
+        var all = new Command("all", "Every scenario, one after the other, on one broker.")
+        {
+            DrainOption, DrainLimitOption, TargetOption, SyncOption, PrefetchOption, ConcurrencyOption, TinyOption, RabbitOption, ManagementOption, JsonOption, MarkdownOption,
+        };
+        all.SetAction((parse, token) => RunAsync([.. Scenarios.Keys], parse, token));
+        root.Subcommands.Add(all);
+        return root;
+    }
+
+    private static async Task<int> RunAsync(string[] scenarios, ParseResult parse, CancellationToken cancellationToken)
+    {
+        List<ScenarioSettings> settings;
+        Uri? rabbit, management;
+        try
+        {
+            settings = scenarios.Select(s => Settings(s, parse)).ToList();
+            rabbit = ParseUri(parse.GetValue(RabbitOption), "--rabbitmq", "amqp");
+            management = ParseUri(parse.GetValue(ManagementOption), "--rabbitmq-management", "http");
+        }
+        catch (BenchException ex)
+        {
+            await Console.Error.WriteLineAsync("error: " + ex.Message);
+            return 2;
+        }
+
+        var stamp = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
+        var runDirectory = Directory.CreateDirectory(Path.Combine(Repository.Root, ".local", "bench", $"{stamp}-{string.Join('-', scenarios.Length > 1 ? ["all"] : scenarios)}")).FullName;
+        var results = new List<ScenarioResult>();
+        try
+        {
+            await using var broker = await Broker.StartAsync(rabbit, management, runDirectory);
+            var runner = new ScenarioRunner(broker, runDirectory);
+            foreach (var s in settings)
+                results.Add(await runner.RunAsync(s, cancellationToken));
+        }
+        catch (BenchException ex)
+        {
+            await Console.Error.WriteLineAsync("error: " + ex.Message);
+            return 1;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await Console.Error.WriteLineAsync("Interrupted; the services and the broker node it started are stopped.");
+            return 130;
+        }
+
+        Report.PrintTable(results);
+        var command = "bench/run " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
+        await Report.WriteJsonAsync(parse.GetValue(JsonOption) ?? Path.Combine(runDirectory, "results.json"),
+            new { command, machine = Machine.Describe(), scenarios = results });
+        if (parse.GetValue(MarkdownOption) is { } markdown)
+            await Report.WriteMarkdownAsync(markdown, results, command);
+        Console.WriteLine($"Logs of the services: {Path.Combine(runDirectory, "logs")}");
+        return 0;
+    }
+
+    private static ScenarioSettings Settings(string scenario, ParseResult parse)
+    {
+        var (_, normal, tiny) = Scenarios[scenario];
+        var d = parse.GetValue(TinyOption) ? tiny : normal;
+        var single = parse.CommandResult.Command.Name != "all";
+        T Pick<T>(Option<T?> option, T fallback) where T : struct => single && parse.GetValue(option) is { } v ? v : fallback;
+
+        var connections = Pick(ConnectionsOption, d.Connections);
+        var roomSize = Pick(RoomSizeOption, d.RoomSize);
+        var rate = Pick(RateOption, d.Rate);
+        var window = Pick(WindowOption, d.Window);
+        var duration = Pick(DurationOption, d.Duration);
+        var warmup = Pick(WarmupOption, d.Warmup);
+        var drain = parse.GetValue(DrainOption);
+        var drainLimit = parse.GetValue(DrainLimitOption);
+        var workers = single && parse.GetValue(WorkersOption) is { } w ? ParseWorkers(w) : d.Workers;
+
+        if (connections < 1) throw new BenchException("--connections must be at least 1.");
+        if (roomSize < 1 || roomSize > connections) throw new BenchException($"--room-size must be between 1 and --connections ({connections}).");
+        if (rate < 0) throw new BenchException("--rate must be 0 (as fast as accepted) or more.");
+        if (window < 1) throw new BenchException("--window must be at least 1.");
+        if (duration < 0 || warmup < 0 || drain <= 0 || drainLimit <= 0) throw new BenchException("--duration and --warmup must be 0 or more, --drain-timeout and --drain-limit more than 0.");
+        if (scenario != "idle" && duration <= 0) throw new BenchException("--duration must be more than 0.");
+        if (scenario == "swap" && workers[0] < 2) throw new BenchException("swap needs --workers 2 or more: one keeps working while the other is replaced.");
+
+        var targets = parse.GetValue(TargetOption) switch
+        {
+            "both" => scenario == "swap" ? new[] { "gateway" } : ["gateway", "baseline"],
+            "gateway" => ["gateway"],
+            "baseline" when scenario == "swap" => throw new BenchException("swap replaces a gateway worker; the baseline has none (--target gateway)."),
+            "baseline" => ["baseline"],
+            var other => throw new BenchException($"--target must be gateway, baseline or both, not '{other}'."),
+        };
+        var sync = parse.GetValue(SyncOption)?.ToUpperInvariant();
+        if (sync is not ("FULL" or "NORMAL"))
+            throw new BenchException("--sync must be FULL or NORMAL.");
+        if (parse.GetValue(PrefetchOption) is < 1 || parse.GetValue(ConcurrencyOption) is < 1)
+            throw new BenchException("--prefetch and --concurrency must be at least 1.");
+
+        return new ScenarioSettings(
+            scenario,
+            new LoadPlan(connections, roomSize, rate, window, TimeSpan.FromSeconds(duration), TimeSpan.FromSeconds(warmup), TimeSpan.FromSeconds(drain), TimeSpan.FromSeconds(drainLimit)),
+            workers,
+            targets,
+            new ServiceSettings(sync, parse.GetValue(PrefetchOption), parse.GetValue(ConcurrencyOption)));
+    }
+
+    private static Uri? ParseUri(string? text, string option, string scheme)
+    {
+        if (text is null)
+            return null;
+        if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || !uri.Scheme.StartsWith(scheme, StringComparison.Ordinal))
+            throw new BenchException($"{option} must be an absolute {scheme} URI such as {scheme}://guest:guest@127.0.0.1:{(scheme == "amqp" ? 5672 : 15672)}/, not '{text}'.");
+        return uri;
+    }
+
+    private static int[] ParseWorkers(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var counts = new int[parts.Length];
+        for (var i = 0; i < parts.Length; i++)
+        {
+            if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out counts[i]) || counts[i] < 1 || counts[i] > 32)
+                throw new BenchException($"--workers must be a number 1-32 or a list such as 1,2,4; '{text}' is not.");
+        }
+        return counts.Length > 0 ? counts : throw new BenchException("--workers must name at least one count.");
+    }
+}

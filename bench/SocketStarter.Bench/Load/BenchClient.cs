@@ -1,0 +1,155 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.Connections;
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.AspNetCore.SignalR.Client;
+
+namespace SocketStarter.Bench.Load;
+
+/// <summary>
+/// One simulated user: a real SignalR connection over a WebSocket speaking the chat protocol.
+/// Its <c>say</c> texts carry the send time, read back from every <c>message</c> it receives.
+/// Delivery is at least once: repeats are dropped by (room, seq).
+/// </summary>
+public sealed class BenchClient : IAsyncDisposable
+{
+    public const string Marker = "bench";
+
+    private readonly HubConnection _connection;
+    private readonly Stats _stats;
+    private readonly ConcurrentDictionary<string, TaskCompletionSource<JsonElement>> _waiting = new();
+    private readonly HashSet<(string Room, long Seq)> _seen = [];
+    private int _closed;
+
+    private BenchClient(HubConnection connection, Stats stats)
+    {
+        _connection = connection;
+        _stats = stats;
+        _connection.On<string, JsonElement>("Event", OnEvent);
+        _connection.Closed += _ =>
+        {
+            Interlocked.Exchange(ref _closed, 1);
+            return Task.CompletedTask;
+        };
+    }
+
+    public bool IsOpen => Volatile.Read(ref _closed) == 0 && _connection.State == HubConnectionState.Connected;
+
+    /// <summary>Receivers of what this client says: the members of its room.</summary>
+    public int RoomSize { get; set; }
+
+    public string? Room { get; private set; }
+
+    public static async Task<BenchClient> ConnectAsync(Uri hubUrl, Stats stats, CancellationToken cancellationToken)
+    {
+        var connection = new HubConnectionBuilder()
+            .WithUrl(hubUrl, o => o.Transports = HttpTransportType.WebSockets)
+            .Build();
+        connection.ServerTimeout = TimeSpan.FromSeconds(120);
+        connection.HandshakeTimeout = TimeSpan.FromSeconds(60);
+        var client = new BenchClient(connection, stats);
+        var started = Stopwatch.GetTimestamp();
+        await connection.StartAsync(cancellationToken);
+        stats.Connected(Stopwatch.GetElapsedTime(started));
+        return client;
+    }
+
+    public async Task SignInAndJoinAsync(string name, string room, int roomSize, CancellationToken cancellationToken)
+    {
+        await RequestAsync("signIn", new { name }, "signedIn", cancellationToken);
+        await RequestAsync("join", new { room }, "joined", cancellationToken);
+        Room = room;
+        RoomSize = roomSize;
+    }
+
+    /// <summary>Says something in the client's room; the send time rides in the text.</summary>
+    public async Task SayAsync(CancellationToken cancellationToken)
+    {
+        var sentAt = Stopwatch.GetTimestamp();
+        _stats.Sending();
+        try
+        {
+            await _connection.InvokeAsync<long>("Send", "say",
+                new { room = Room, text = string.Create(CultureInfo.InvariantCulture, $"{Marker} {sentAt}") }, cancellationToken);
+            _stats.RecordAccepted(RoomSize);
+        }
+        catch (HubException ex)
+        {
+            // The gateway's refusals start with a code ("broker_unavailable: ..."); keep the code.
+            var message = ex.Message;
+            var at = message.IndexOf("HubException: ", StringComparison.Ordinal);
+            var code = (at >= 0 ? message[(at + 14)..] : message).Split(':', 2)[0];
+            _stats.Error("send:" + code);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            _stats.Error("send:cancelled");
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or IOException)
+        {
+            _stats.Error("send:connection_lost");
+        }
+    }
+
+    private async Task<JsonElement> RequestAsync(string type, object payload, string replyType, CancellationToken cancellationToken)
+    {
+        var reply = new TaskCompletionSource<JsonElement>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _waiting[replyType] = reply;
+        _waiting["error"] = reply;
+        await _connection.InvokeAsync<long>("Send", type, payload, cancellationToken);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(120));
+        var result = await reply.Task.WaitAsync(timeout.Token);
+        if (result.TryGetProperty("code", out var code))
+            throw new InvalidOperationException($"'{type}' was refused: {code.GetString()} {result}");
+        return result;
+    }
+
+    private void OnEvent(string type, JsonElement payload)
+    {
+        if (type == "message")
+        {
+            OnMessage(payload);
+            return;
+        }
+        if (type == "error")
+            _stats.Error("reply:" + (payload.TryGetProperty("code", out var code) ? code.GetString() : "unknown"));
+        if (_waiting.TryRemove(type, out var waiter))
+        {
+            _waiting.TryRemove("error", out _);
+            waiter.TrySetResult(payload.Clone());
+        }
+    }
+
+    private void OnMessage(JsonElement payload)
+    {
+        var room = payload.GetProperty("room").GetString()!;
+        var seq = payload.GetProperty("seq").GetInt64();
+        bool first;
+        lock (_seen)
+            first = _seen.Add((room, seq));
+        if (!first)
+        {
+            _stats.Duplicate();
+            return;
+        }
+        var text = payload.GetProperty("text").GetString();
+        if (text is not null && text.StartsWith(Marker + " ", StringComparison.Ordinal)
+            && long.TryParse(text.AsSpan(Marker.Length + 1), NumberStyles.Integer, CultureInfo.InvariantCulture, out var sentAt))
+            _stats.RecordDelivered(sentAt);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await _connection.DisposeAsync();
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or IOException or OperationCanceledException)
+        {
+            // Already gone with the target.
+        }
+    }
+}

@@ -1,0 +1,187 @@
+using System.Diagnostics;
+using SocketStarter.Bench.Load;
+using SocketStarter.Bench.Systems;
+
+namespace SocketStarter.Bench;
+
+/// <summary>One scenario's settings after defaults and flags.</summary>
+public sealed record ScenarioSettings(
+    string Scenario,
+    LoadPlan Plan,
+    IReadOnlyList<int> Workers,
+    IReadOnlyList<string> Targets,
+    ServiceSettings Services);
+
+/// <summary>Runs a scenario against each target, one after the other, each on fresh processes and a fresh store.</summary>
+public sealed class ScenarioRunner(Broker broker, string runDirectory)
+{
+    public async Task<ScenarioResult> RunAsync(ScenarioSettings settings, CancellationToken cancellationToken)
+    {
+        var runs = new List<RunResult>();
+        foreach (var targetName in settings.Targets)
+        {
+            var workerCounts = targetName == "gateway" ? settings.Workers : [0];
+            foreach (var workers in workerCounts)
+            {
+                Console.WriteLine();
+                Console.WriteLine($"=== {settings.Scenario} on {targetName}{(workers > 0 ? $" with {workers} worker(s)" : "")}");
+                runs.Add(await RunOnceAsync(settings, targetName, workers, cancellationToken));
+                Report.PrintRun(runs[^1]);
+            }
+        }
+        return new ScenarioResult(settings.Scenario, Machine.Describe(), runs, Ratios.Of(runs));
+    }
+
+    private async Task<RunResult> RunOnceAsync(ScenarioSettings settings, string targetName, int workers, CancellationToken cancellationToken)
+    {
+        var loadBefore = Machine.LoadAverage();
+        var clock = Stopwatch.StartNew();
+        await using ITarget target = targetName == "gateway"
+            ? await GatewayTarget.StartAsync(broker, workers, settings.Services, runDirectory, cancellationToken)
+            : await BaselineTarget.StartAsync(settings.Services, runDirectory, cancellationToken);
+
+        var stats = new Stats();
+        var label = $"{settings.Scenario}/{target.Name}{(workers > 0 ? $"/{workers}w" : "")}";
+        var load = new LoadRun(target, settings.Plan, label, stats);
+        Memory? before = null, after = null;
+        SwapResult? swap = null;
+        var stillOpen = 0;
+        try
+        {
+            if (settings.Scenario == "idle")
+            {
+                before = await target.Hub.MemoryAsync();
+                await load.ConnectAsync(join: false, cancellationToken);
+                // Let the hub settle (registration sent upstream, buffers returned) before measuring.
+                await Task.Delay(TimeSpan.FromSeconds(3), cancellationToken);
+                after = await target.Hub.MemoryAsync();
+            }
+            else
+            {
+                await load.ConnectAsync(join: true, cancellationToken);
+                Func<TimeSpan, CancellationToken, Task>? during = null;
+                if (settings.Scenario == "swap")
+                {
+                    during = async (warmup, token) =>
+                    {
+                        await Task.Delay(warmup + settings.Plan.Duration / 3, token);
+                        var started = Stopwatch.StartNew();
+                        stats.OpenWindow();
+                        await target.ReplaceWorkerAsync(0, token);
+                        var took = started.Elapsed;
+                        // Events queued during the swap are the ones that show its cost.
+                        await Task.Delay(TimeSpan.FromSeconds(1), token);
+                        stats.CloseWindow();
+                        swap = new SwapResult(Math.Round(took.TotalSeconds, 2), null);
+                    };
+                }
+                await load.TalkAsync(during, cancellationToken);
+                if (swap is not null)
+                    swap = swap with { WindowLatency = stats.WindowLatency() };
+            }
+            stillOpen = load.Clients.Count(c => c.IsOpen);
+        }
+        finally
+        {
+            await load.DisconnectAsync();
+        }
+
+        var seconds = Math.Max(1e-3, load.MeasuredFor.TotalSeconds);
+        return new RunResult(
+            settings.Scenario,
+            target.Name,
+            workers,
+            settings.Plan.Connections,
+            settings.Plan.RoomSize,
+            settings.Plan.Rate,
+            settings.Services.Synchronous,
+            new ConnectionResult(settings.Plan.Connections - load.ConnectFailures, load.ConnectFailures, stillOpen, stats.ConnectLatency()),
+            load.Offered,
+            stats.Sent,
+            stats.Accepted,
+            stats.ExpectedDeliveries,
+            stats.Delivered,
+            Math.Max(0, stats.ExpectedDeliveries - stats.Delivered),
+            stats.Duplicates,
+            Math.Round(stats.AcceptedInMeasure / seconds, 1),
+            Math.Round(stats.DeliveredInMeasure / seconds, 1),
+            stats.SustainedDeliveriesPerSecond(),
+            stats.Latency(),
+            stats.Errors.OrderBy(e => e.Key).ToDictionary(e => e.Key, e => e.Value),
+            before is { } b && after is { } a ? IdleResult.Of(settings.Plan.Connections - load.ConnectFailures, b, a) : null,
+            swap,
+            Math.Round(clock.Elapsed.TotalSeconds, 1),
+            loadBefore,
+            Machine.LoadAverage());
+    }
+}
+
+public sealed record ScenarioResult(string Scenario, MachineInfo Machine, IReadOnlyList<RunResult> Runs, Ratios? Ratios);
+
+public sealed record RunResult(
+    string Scenario,
+    string Target,
+    int Workers,
+    int Connections,
+    int RoomSize,
+    double TargetRate,
+    string Synchronous,
+    ConnectionResult ConnectionsOpened,
+    long Offered,
+    long Sent,
+    long Accepted,
+    long ExpectedDeliveries,
+    long Delivered,
+    long Missing,
+    long Duplicates,
+    double AcceptedPerSecond,
+    double DeliveredPerSecond,
+    double SustainedDeliveriesPerSecond,
+    Latency LatencyMs,
+    IReadOnlyDictionary<string, long> Errors,
+    IdleResult? Idle,
+    SwapResult? Swap,
+    double WallSeconds,
+    string LoadAverageBefore,
+    string LoadAverageAfter);
+
+public sealed record ConnectionResult(int Opened, int Failed, int OpenAtEnd, Latency ConnectMs);
+
+/// <summary>The hub process's memory with the idle connections open, and per connection.</summary>
+public sealed record IdleResult(int Connections, long RssBeforeBytes, long RssAfterBytes, long? GcHeapBeforeBytes, long? GcHeapAfterBytes, double RssBytesPerConnection, double? GcHeapBytesPerConnection)
+{
+    public static IdleResult Of(int connections, Memory before, Memory after)
+    {
+        var n = Math.Max(1, connections);
+        return new IdleResult(connections, before.RssBytes, after.RssBytes, before.GcHeapBytes, after.GcHeapBytes,
+            Math.Round((after.RssBytes - before.RssBytes) / (double)n, 0),
+            before.GcHeapBytes is { } gb && after.GcHeapBytes is { } ga ? Math.Round((ga - gb) / (double)n, 0) : null);
+    }
+}
+
+/// <summary>Latency of the messages sent from SIGTERM of the old worker until a second after the new one was ready.</summary>
+public sealed record SwapResult(double ReplaceSeconds, Latency? WindowLatency);
+
+/// <summary>
+/// Gateway over baseline, when both ran: latency from the gateway run with the most workers,
+/// throughput from the gateway run that delivered most (saturation runs several worker counts).
+/// </summary>
+public sealed record Ratios(double? P50, double? P99, double? AcceptedPerSecond, double? DeliveredPerSecond, double? RssPerConnection)
+{
+    public static Ratios? Of(IReadOnlyList<RunResult> runs)
+    {
+        var gateway = runs.Where(r => r.Target == "gateway").OrderByDescending(r => r.Workers).FirstOrDefault();
+        var best = runs.Where(r => r.Target == "gateway").OrderByDescending(r => r.DeliveredPerSecond).FirstOrDefault();
+        var baseline = runs.FirstOrDefault(r => r.Target == "baseline");
+        if (gateway is null || best is null || baseline is null)
+            return null;
+        return new Ratios(
+            Divide(gateway.LatencyMs.P50, baseline.LatencyMs.P50),
+            Divide(gateway.LatencyMs.P99, baseline.LatencyMs.P99),
+            Divide(best.AcceptedPerSecond, baseline.AcceptedPerSecond),
+            Divide(best.DeliveredPerSecond, baseline.DeliveredPerSecond),
+            Divide(gateway.Idle?.RssBytesPerConnection, baseline.Idle?.RssBytesPerConnection));
+    }
+
+    private static double? Divide(double? a, double? b) => a is { } x && b is { } y && y > 0 ? Math.Round(x / y, 2) : null;
+}

@@ -1,0 +1,170 @@
+using System.Reflection;
+
+namespace SocketStarter.Bench.Systems;
+
+/// <summary>What a scenario runs against: a hub URL, the process holding the sockets, and for the gateway its workers.</summary>
+public interface ITarget : IAsyncDisposable
+{
+    string Name { get; }
+    Uri HubUrl { get; }
+    Service Hub { get; }
+    int WorkerCount { get; }
+
+    /// <summary>A deploy of one worker: SIGTERM, wait until it exits, start a new one, wait until it is ready.</summary>
+    Task ReplaceWorkerAsync(int index, CancellationToken cancellationToken);
+}
+
+/// <summary>How the services are set up for a run.</summary>
+public sealed record ServiceSettings(string Synchronous, int? PrefetchCount, int? ConcurrentMessageLimit);
+
+/// <summary>Hub.Front and W Chat.Worker processes on a broker virtual host of their own.</summary>
+public sealed class GatewayTarget : ITarget
+{
+    private readonly Broker _broker;
+    private readonly string _vhost;
+    private readonly Dictionary<string, string> _workerSettings;
+    private readonly string _logs;
+    private readonly List<Service> _workers = [];
+    private int _generation;
+
+    private GatewayTarget(Broker broker, string vhost, Dictionary<string, string> workerSettings, string logs)
+    {
+        _broker = broker;
+        _vhost = vhost;
+        _workerSettings = workerSettings;
+        _logs = logs;
+    }
+
+    public string Name => "gateway";
+    public Uri HubUrl => new(Hub.BaseAddress, "hub");
+    public Service Hub { get; private set; } = null!;
+    public int WorkerCount => _workers.Count;
+
+    public static async Task<GatewayTarget> StartAsync(Broker broker, int workers, ServiceSettings settings, string runDirectory, CancellationToken cancellationToken)
+    {
+        var vhost = $"bench-{Guid.NewGuid():N}";
+        var amqp = await broker.CreateVirtualHostAsync(vhost);
+        var logs = Directory.CreateDirectory(Path.Combine(runDirectory, "logs", vhost)).FullName;
+        var workerSettings = new Dictionary<string, string>
+        {
+            ["ConnectionStrings:rabbitmq"] = amqp.ToString(),
+            ["Store:Path"] = Path.Combine(runDirectory, $"{vhost}.db"),
+            ["Store:Synchronous"] = settings.Synchronous,
+        };
+        if (settings.PrefetchCount is { } prefetch)
+            workerSettings["Worker:PrefetchCount"] = prefetch.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (settings.ConcurrentMessageLimit is { } limit)
+            workerSettings["Worker:ConcurrentMessageLimit"] = limit.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        var target = new GatewayTarget(broker, vhost, workerSettings, logs);
+        try
+        {
+            // Workers first: they declare the queue the hub sends to. Started together: each takes seconds.
+            target._workers.AddRange(await Task.WhenAll(Enumerable.Range(1, workers).Select(target.StartWorkerAsync)));
+            target.Hub = await Service.StartAsync("hub", Repository.Binary("Hub.Front"),
+                new Dictionary<string, string> { ["ConnectionStrings:rabbitmq"] = amqp.ToString() }, logs, cancellationToken);
+            return target;
+        }
+        catch
+        {
+            await target.DisposeAsync();
+            throw;
+        }
+
+    }
+
+    private Task<Service> StartWorkerAsync(int n) =>
+        Service.StartAsync($"worker-{n}.{Interlocked.Increment(ref _generation)}", Repository.Binary("Chat.Worker"), _workerSettings, _logs, CancellationToken.None);
+
+    public async Task ReplaceWorkerAsync(int index, CancellationToken cancellationToken)
+    {
+        await _workers[index].TerminateAsync(TimeSpan.FromSeconds(40));
+        await _workers[index].DisposeAsync();
+        _workers[index] = await StartWorkerAsync(index + 1);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        // The hub first: its clients' disconnects are the last events the workers apply.
+        if (Hub is not null)
+            await Hub.DisposeAsync();
+        foreach (var worker in _workers)
+            await worker.DisposeAsync();
+        await _broker.DeleteVirtualHostAsync(_vhost);
+        Store.Delete(_workerSettings["Store:Path"]);
+    }
+}
+
+/// <summary>The monolith: the same chat, store and outbox inside a plain SignalR hub; no broker.</summary>
+public sealed class BaselineTarget : ITarget
+{
+    public string Name => "baseline";
+    public Uri HubUrl => new(Hub.BaseAddress, "hub");
+    public Service Hub { get; private init; } = null!;
+    public int WorkerCount => 0;
+
+    public static async Task<BaselineTarget> StartAsync(ServiceSettings settings, string runDirectory, CancellationToken cancellationToken)
+    {
+        var name = $"baseline-{Guid.NewGuid():N}";
+        var logs = Directory.CreateDirectory(Path.Combine(runDirectory, "logs", name)).FullName;
+        var hub = await Service.StartAsync("baseline", Repository.Binary("SocketStarter.Baseline"), new Dictionary<string, string>
+        {
+            ["Store:Path"] = Path.Combine(runDirectory, $"{name}.db"),
+            ["Store:Synchronous"] = settings.Synchronous,
+        }, logs, cancellationToken);
+        return new BaselineTarget { Hub = hub, StorePath = Path.Combine(runDirectory, $"{name}.db") };
+    }
+
+    private string StorePath { get; init; } = "";
+
+    public Task ReplaceWorkerAsync(int index, CancellationToken cancellationToken) =>
+        throw new NotSupportedException("The monolith has no workers: replacing its logic means restarting the process that holds every socket.");
+
+    public async ValueTask DisposeAsync()
+    {
+        await Hub.DisposeAsync();
+        Store.Delete(StorePath);
+    }
+}
+
+/// <summary>A run's SQLite files: hundreds of MB after a long run, and of no use once it is over.</summary>
+internal static class Store
+{
+    public static void Delete(string path)
+    {
+        foreach (var file in new[] { path, path + "-wal", path + "-shm" })
+        {
+            try { File.Delete(file); }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+        }
+    }
+}
+
+/// <summary>The checkout and the Release builds the tool starts.</summary>
+public static class Repository
+{
+    public static string Root { get; } = Find();
+
+    private static readonly string Configuration =
+        typeof(Repository).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration ?? "Release";
+
+    public static string Binary(string project)
+    {
+        var folder = project.StartsWith("SocketStarter.", StringComparison.Ordinal) ? Path.Combine("bench", project) : project;
+        return Path.Combine(Root, folder, "bin", Configuration, "net10.0", project + ".dll");
+    }
+
+    private static string Find()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "SocketStarter.sln")))
+                return dir.FullName;
+        }
+        throw new BenchException($"SocketStarter.sln not found above {AppContext.BaseDirectory}: run the tool from its build in the checkout.");
+    }
+}
+
+/// <summary>A failure of the bench itself, reported as one clear line.</summary>
+public sealed class BenchException(string message) : Exception(message);
