@@ -18,7 +18,6 @@ export interface GatewayConnection {
   stop(): Promise<void>
   invoke<T>(methodName: string, ...args: unknown[]): Promise<T>
   // SignalR hands over whatever arguments the server sent.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   on(methodName: string, handler: (...args: any[]) => void): void
   onreconnecting(callback: (error?: Error) => void): void
   onreconnected(callback: (connectionId?: string) => void): void
