@@ -62,7 +62,13 @@ public sealed class GatewayTarget : ITarget
             // Workers first: they declare the queue the hub sends to. Started together: each takes seconds.
             target._workers.AddRange(await Task.WhenAll(Enumerable.Range(1, workers).Select(target.StartWorkerAsync)));
             target.Hub = await Service.StartAsync("hub", Repository.Binary("Hub.Front"),
-                new Dictionary<string, string> { ["ConnectionStrings:rabbitmq"] = amqp.ToString() }, logs, cancellationToken);
+                new Dictionary<string, string>
+                {
+                    ["ConnectionStrings:rabbitmq"] = amqp.ToString(),
+                    // Every simulated user connects from this one address; the per-address limit is
+                    // for abuse, not load. The per-connection event rate keeps its default.
+                    ["Limits:MaxConnectionsPerAddress"] = "1000000",
+                }, logs, cancellationToken);
             return target;
         }
         catch
