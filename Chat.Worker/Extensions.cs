@@ -29,6 +29,7 @@ public static class Extensions
 
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<SqliteStore>();
+        builder.Services.AddSingleton<StoreWriter>();
         builder.Services.AddSingleton<IStoreSchema, GatewaySchema>();
         builder.Services.AddSingleton<IStoreSchema, ChatSchema>();
         // Registered before the bus, so the tables exist before the first message.

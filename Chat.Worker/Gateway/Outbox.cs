@@ -13,7 +13,7 @@ namespace SocketStarter.ChatWorker.Gateway;
 /// publish and delete publishes them again when its event is redelivered; clients drop repeats by
 /// the sequence numbers the application puts in its payloads.
 /// </summary>
-public sealed partial class Outbox(SqliteStore store, TimeProvider time, ILogger<Outbox> logger)
+public sealed partial class Outbox(SqliteStore store, StoreWriter writer, TimeProvider time, ILogger<Outbox> logger)
 {
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
@@ -24,12 +24,13 @@ public sealed partial class Outbox(SqliteStore store, TimeProvider time, ILogger
     }.ToFrozenDictionary(t => t.Name);
 
     /// <summary>Sends every reply waiting for one connection.</summary>
-    public async Task FlushAsync(SqliteConnection connection, string connectionId, IPublishEndpoint publisher, CancellationToken cancellationToken)
+    public async Task FlushAsync(string connectionId, IPublishEndpoint publisher, CancellationToken cancellationToken)
     {
+        await using var connection = await store.OpenAsync(cancellationToken);
         await using var select = connection.CreateCommand();
         select.CommandText = "SELECT id, message_type, body FROM gateway_outbox WHERE connection_id = $c ORDER BY id";
         select.Parameters.AddWithValue("$c", connectionId);
-        await PublishAndDeleteAsync(connection, select, publisher, cancellationToken);
+        await PublishAndDeleteAsync(select, publisher, cancellationToken);
     }
 
     /// <summary>
@@ -42,13 +43,13 @@ public sealed partial class Outbox(SqliteStore store, TimeProvider time, ILogger
         await using var select = connection.CreateCommand();
         select.CommandText = "SELECT id, message_type, body FROM gateway_outbox WHERE created_at < $before ORDER BY id LIMIT 1000";
         select.Parameters.AddWithValue("$before", (time.GetUtcNow() - age).ToString("O"));
-        var count = await PublishAndDeleteAsync(connection, select, publisher, cancellationToken);
+        var count = await PublishAndDeleteAsync(select, publisher, cancellationToken);
         if (count > 0)
             LogSwept(count);
         return count;
     }
 
-    private static async Task<int> PublishAndDeleteAsync(SqliteConnection connection, SqliteCommand select, IPublishEndpoint publisher, CancellationToken cancellationToken)
+    private async Task<int> PublishAndDeleteAsync(SqliteCommand select, IPublishEndpoint publisher, CancellationToken cancellationToken)
     {
         var rows = new List<(long Id, string Type, string Body)>();
         await using (var reader = await select.ExecuteReaderAsync(cancellationToken))
@@ -67,9 +68,14 @@ public sealed partial class Outbox(SqliteStore store, TimeProvider time, ILogger
             await publisher.Publish(command, type, cancellationToken);
         }
 
-        await using var delete = connection.CreateCommand();
-        delete.CommandText = $"DELETE FROM gateway_outbox WHERE id IN ({string.Join(',', rows.Select(r => r.Id))})";
-        await delete.ExecuteNonQueryAsync(cancellationToken);
+        var ids = string.Join(',', rows.Select(r => r.Id));
+        await writer.WriteAsync(async (c, transaction, ct) =>
+        {
+            await using var delete = c.CreateCommand();
+            delete.Transaction = transaction;
+            delete.CommandText = $"DELETE FROM gateway_outbox WHERE id IN ({ids})";
+            await delete.ExecuteNonQueryAsync(ct);
+        }, cancellationToken);
         return rows.Count;
     }
 

@@ -7,7 +7,7 @@ namespace SocketStarter.ChatWorker.Gateway;
 /// Now and then sends replies that no event processing flushed (see <see cref="Outbox.SweepAsync"/>),
 /// and forgets connections closed long ago.
 /// </summary>
-public sealed partial class OutboxSweeper(Outbox outbox, SqliteStore store, IBus bus, TimeProvider time, ILogger<OutboxSweeper> logger) : BackgroundService
+public sealed partial class OutboxSweeper(Outbox outbox, StoreWriter writer, IBus bus, TimeProvider time, ILogger<OutboxSweeper> logger) : BackgroundService
 {
     private static readonly TimeSpan Period = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan MinimumAge = TimeSpan.FromSeconds(15);
@@ -32,17 +32,18 @@ public sealed partial class OutboxSweeper(Outbox outbox, SqliteStore store, IBus
         }
     }
 
-    private async Task ForgetClosedConnectionsAsync(CancellationToken cancellationToken)
-    {
-        await using var connection = await store.OpenAsync(cancellationToken);
-        await using var command = connection.CreateCommand();
-        command.CommandText = """
-            DELETE FROM gateway_connections WHERE closed_at IS NOT NULL AND closed_at < $before;
-            DELETE FROM gateway_given_up WHERE given_up_at < $before;
-            """;
-        command.Parameters.AddWithValue("$before", (time.GetUtcNow() - ClosedRetention).ToString("O"));
-        await command.ExecuteNonQueryAsync(cancellationToken);
-    }
+    private Task ForgetClosedConnectionsAsync(CancellationToken cancellationToken) =>
+        writer.WriteAsync(async (connection, transaction, ct) =>
+        {
+            await using var command = connection.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = """
+                DELETE FROM gateway_connections WHERE closed_at IS NOT NULL AND closed_at < $before;
+                DELETE FROM gateway_given_up WHERE given_up_at < $before;
+                """;
+            command.Parameters.AddWithValue("$before", (time.GetUtcNow() - ClosedRetention).ToString("O"));
+            await command.ExecuteNonQueryAsync(ct);
+        }, cancellationToken);
 
     [LoggerMessage(LogLevel.Warning, "Outbox sweep failed; will try again")]
     private partial void LogSweepFailed(Exception exception);

@@ -14,6 +14,7 @@ namespace SocketStarter.ChatWorker.Gateway;
 /// </summary>
 public sealed partial class UpstreamEventProcessor(
     SqliteStore store,
+    StoreWriter writer,
     Outbox outbox,
     IGatewayApplication application,
     TimeProvider time,
@@ -32,52 +33,61 @@ public sealed partial class UpstreamEventProcessor(
         CancellationToken cancellationToken,
         IReadOnlyCollection<long>? givenUp = null)
     {
-        await using var connection = await store.OpenAsync(cancellationToken);
-
-        // A cheap look first, without the write lock: most events that cannot go yet are turned away here.
-        var (seen, pendingSeen) = await ProgressAsync(connection, null, upstream.ConnectionId, cancellationToken);
-        if (upstream.Seq > seen)
-            EnsureNext(upstream, seen, pendingSeen);
-
-        await using (var transaction = connection.BeginTransaction())
+        // A cheap look first, outside the writer: most events that cannot go yet are turned away here.
+        await using (var reader = await store.OpenAsync(cancellationToken))
         {
-            var (last, pending) = await ProgressAsync(connection, transaction, upstream.ConnectionId, cancellationToken);
-            if (upstream.Seq <= last)
-            {
-                if (await ForgetGivenUpAsync(connection, transaction, upstream, cancellationToken))
-                {
-                    // It was accepted, then given up while it was missing: the client hears of it.
-                    LogArrivedAfterGivenUp(upstream.ConnectionId, upstream.Seq);
-                    await application.OnFailedAsync(
-                        new GatewayEventContext(connection, transaction, upstream, publisher, time, cancellationToken),
-                        new InvalidOperationException($"Event {upstream.Seq} arrived after Worker:GapWaitLimit gave it up."));
-                    await transaction.CommitAsync(cancellationToken);
-                }
-                else
-                {
-                    await transaction.RollbackAsync(cancellationToken);
-                    LogDuplicate(upstream.ConnectionId, upstream.Seq, last);
-                }
-                await outbox.FlushAsync(connection, upstream.ConnectionId, publisher, cancellationToken);
-                return Outcome.Duplicate;
-            }
-
-            EnsureNext(upstream, last, pending);
-
-            var context = new GatewayEventContext(connection, transaction, upstream, publisher, time, cancellationToken);
-            await apply(context);
-            await MarkAppliedAsync(context, upstream, cancellationToken);
-            foreach (var seq in givenUp ?? [])
-            {
-                await using var remember = context.Command(
-                    "INSERT OR IGNORE INTO gateway_given_up (connection_id, seq, given_up_at) VALUES ($c, $s, $at)",
-                    ("$c", upstream.ConnectionId), ("$s", seq), ("$at", context.Now.ToString("O")));
-                await remember.ExecuteNonQueryAsync(cancellationToken);
-            }
-            await transaction.CommitAsync(cancellationToken);
+            var (seen, pendingSeen) = await ProgressAsync(reader, null, upstream.ConnectionId, cancellationToken);
+            if (upstream.Seq > seen)
+                EnsureNext(upstream, seen, pendingSeen);
         }
 
-        await outbox.FlushAsync(connection, upstream.ConnectionId, publisher, cancellationToken);
+        var outcome = await writer.WriteAsync((connection, transaction, ct) =>
+            ApplyAsync(connection, transaction, upstream, apply, publisher, givenUp, ct), cancellationToken);
+
+        await outbox.FlushAsync(upstream.ConnectionId, publisher, cancellationToken);
+        return outcome;
+    }
+
+    private async Task<Outcome> ApplyAsync(
+        SqliteConnection connection,
+        SqliteTransaction transaction,
+        UpstreamEvent upstream,
+        Func<GatewayEventContext, Task> apply,
+        IPublishEndpoint publisher,
+        IReadOnlyCollection<long>? givenUp,
+        CancellationToken cancellationToken)
+    {
+        var (last, pending) = await ProgressAsync(connection, transaction, upstream.ConnectionId, cancellationToken);
+        if (upstream.Seq <= last)
+        {
+            if (await ForgetGivenUpAsync(connection, transaction, upstream, cancellationToken))
+            {
+                // It was accepted, then given up while it was missing: the client hears of it.
+                LogArrivedAfterGivenUp(upstream.ConnectionId, upstream.Seq);
+                await application.OnFailedAsync(
+                    new GatewayEventContext(connection, transaction, upstream, publisher, time, cancellationToken),
+                    new InvalidOperationException($"Event {upstream.Seq} arrived after Worker:GapWaitLimit gave it up."));
+            }
+            else
+            {
+                LogDuplicate(upstream.ConnectionId, upstream.Seq, last);
+            }
+            // Its replies are re-sent by the flush if they were never sent.
+            return Outcome.Duplicate;
+        }
+
+        EnsureNext(upstream, last, pending);
+
+        var context = new GatewayEventContext(connection, transaction, upstream, publisher, time, cancellationToken);
+        await apply(context);
+        await MarkAppliedAsync(context, upstream, cancellationToken);
+        foreach (var seq in givenUp ?? [])
+        {
+            await using var remember = context.Command(
+                "INSERT OR IGNORE INTO gateway_given_up (connection_id, seq, given_up_at) VALUES ($c, $s, $at)",
+                ("$c", upstream.ConnectionId), ("$s", seq), ("$at", context.Now.ToString("O")));
+            await remember.ExecuteNonQueryAsync(cancellationToken);
+        }
         return Outcome.Applied;
     }
 

@@ -20,6 +20,7 @@ public static class Extensions
 
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<SqliteStore>();
+        builder.Services.AddSingleton<StoreWriter>();
         builder.Services.AddSingleton<IStoreSchema, GatewaySchema>();
         builder.Services.AddSingleton<IStoreSchema, ChatSchema>();
         builder.Services.AddHostedService<StoreInitializer>();
