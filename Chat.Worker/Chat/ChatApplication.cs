@@ -11,7 +11,7 @@ namespace SocketStarter.ChatWorker.Chat;
 /// was said. Everything it knows is in the store; it sends replies only through the gateway.
 /// </summary>
 /// <remarks>
-/// Events to clients: <c>signedIn</c>, <c>joined</c> (members, recent history, the room's last seq),
+/// Events to clients: <c>signedIn</c>, <c>resumed</c> (per room: members, what was missed, the room's last seq), <c>joined</c> (members, recent history, the room's last seq),
 /// <c>left</c>, <c>memberJoined</c>, <c>memberLeft</c>, <c>message</c> (with the room's seq) and
 /// <c>error</c> (code, message, and the seq and type of the event that caused it).
 /// </remarks>
@@ -36,6 +36,7 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
             switch (message.Type)
             {
                 case "signIn": await SignInAsync(context, message); break;
+                case "resume": await ResumeAsync(context, message); break;
                 case "join": await JoinAsync(context, message); break;
                 case "leave": await LeaveAsync(context, message); break;
                 case "say": await SayAsync(context, message); break;
@@ -94,6 +95,52 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
         await context.SendToConnectionAsync(context.ConnectionId, "signedIn", new { name, sessionId, token });
     }
 
+    /// <summary>
+    /// A client on a new connection (its hub instance died, its network dropped) takes its session
+    /// back: the connection is bound to it, put back in the rooms it names, and sent every message
+    /// of each room after the one it saw last.
+    /// </summary>
+    private async Task ResumeAsync(GatewayEventContext context, ClientMessage message)
+    {
+        var (token, lastSeen) = ChatRules.Resume(message.Payload, _options.MaxRoomsPerSession);
+        if (await FindSessionAsync(context) is not null)
+            throw ChatError.AlreadySignedIn();
+
+        var sessions = await QueryAsync(context, "SELECT session_id, name FROM chat_sessions WHERE token = $t AND created_at >= $since",
+            r => (Id: r.GetString(0), Name: r.GetString(1)),
+            ("$t", token), ("$since", (context.Now - _options.SessionLifetime).ToString("O")));
+        if (sessions.Count == 0)
+            throw ChatError.UnknownSession();
+        var session = sessions[0];
+
+        await ExecuteAsync(context, "UPDATE chat_connections SET session_id = $s WHERE connection_id = $c",
+            ("$s", session.Id), ("$c", context.ConnectionId));
+
+        var rooms = new List<object>();
+        foreach (var (room, seen) in lastSeen)
+        {
+            var isNew = await EnterAsync(context, room, session);
+            var missed = await QueryAsync(context,
+                "SELECT seq, sender, text, sent_at FROM chat_messages WHERE room = $r AND seq > $seen ORDER BY seq LIMIT $n",
+                r => new RoomMessage(room, r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetString(3)),
+                ("$r", room), ("$seen", seen), ("$n", _options.ResumeLimit + 1));
+            var complete = missed.Count <= _options.ResumeLimit;
+            rooms.Add(new
+            {
+                room,
+                members = await MembersAsync(context, room),
+                messages = complete ? missed : await HistoryAsync(context, room),
+                complete,
+                lastSeq = await LastSeqAsync(context, room),
+            });
+            await context.AddToGroupAsync(context.ConnectionId, ChatRules.Group(room));
+            if (isNew)
+                await context.SendToGroupAsync(ChatRules.Group(room), "memberJoined", new { room, name = session.Name }, context.ConnectionId);
+        }
+
+        await context.SendToConnectionAsync(context.ConnectionId, "resumed", new { name = session.Name, sessionId = session.Id, token, rooms });
+    }
+
     private async Task JoinAsync(GatewayEventContext context, ClientMessage message)
     {
         var room = ChatRules.Room(ChatRules.Property(message.Payload, "room", message.Type, "{ room: string }"));
@@ -104,22 +151,10 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
         if (rooms >= _options.MaxRoomsPerSession)
             throw ChatError.TooManyRooms(_options.MaxRoomsPerSession);
 
-        await ExecuteAsync(context, "INSERT INTO chat_rooms (room, last_seq) VALUES ($r, 0) ON CONFLICT (room) DO NOTHING", ("$r", room));
-        var isNew = await ExecuteAsync(context,
-            "INSERT INTO chat_members (room, session_id, joined_at) VALUES ($r, $s, $at) ON CONFLICT (room, session_id) DO NOTHING",
-            ("$r", room), ("$s", session.Id), ("$at", context.Now.ToString("O"))) == 1;
-
-        var members = await QueryAsync(context, """
-            SELECT s.name FROM chat_members m JOIN chat_sessions s ON s.session_id = m.session_id
-            WHERE m.room = $r ORDER BY m.joined_at, s.name
-            """, r => r.GetString(0), ("$r", room));
-        var history = await QueryAsync(context, """
-            SELECT seq, sender, text, sent_at FROM
-              (SELECT seq, sender, text, sent_at FROM chat_messages WHERE room = $r ORDER BY seq DESC LIMIT $n)
-            ORDER BY seq
-            """, r => new RoomMessage(room, r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetString(3)),
-            ("$r", room), ("$n", ChatRules.HistorySize));
-        var lastSeq = (long)(await ScalarAsync(context, "SELECT last_seq FROM chat_rooms WHERE room = $r", ("$r", room)))!;
+        var isNew = await EnterAsync(context, room, session);
+        var members = await MembersAsync(context, room);
+        var history = await HistoryAsync(context, room);
+        var lastSeq = await LastSeqAsync(context, room);
 
         // In the group before this snapshot commits: any message committed after it reaches the client live.
         await context.AddToGroupAsync(context.ConnectionId, ChatRules.Group(room));
@@ -164,6 +199,33 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
 
         await context.SendToGroupAsync(ChatRules.Group(room), "message", new RoomMessage(room, seq, session.Name, text, at, clientId));
     }
+
+    /// <summary>Makes the session a member of the room (created when new); true when it was not one already.</summary>
+    private static async Task<bool> EnterAsync(GatewayEventContext context, string room, (string Id, string Name) session)
+    {
+        await ExecuteAsync(context, "INSERT INTO chat_rooms (room, last_seq) VALUES ($r, 0) ON CONFLICT (room) DO NOTHING", ("$r", room));
+        return await ExecuteAsync(context,
+            "INSERT INTO chat_members (room, session_id, joined_at) VALUES ($r, $s, $at) ON CONFLICT (room, session_id) DO NOTHING",
+            ("$r", room), ("$s", session.Id), ("$at", context.Now.ToString("O"))) == 1;
+    }
+
+    private static Task<List<string>> MembersAsync(GatewayEventContext context, string room) =>
+        QueryAsync(context, """
+            SELECT s.name FROM chat_members m JOIN chat_sessions s ON s.session_id = m.session_id
+            WHERE m.room = $r ORDER BY m.joined_at, s.name
+            """, r => r.GetString(0), ("$r", room));
+
+    /// <summary>The room's latest messages, oldest first.</summary>
+    private static Task<List<RoomMessage>> HistoryAsync(GatewayEventContext context, string room) =>
+        QueryAsync(context, """
+            SELECT seq, sender, text, sent_at FROM
+              (SELECT seq, sender, text, sent_at FROM chat_messages WHERE room = $r ORDER BY seq DESC LIMIT $n)
+            ORDER BY seq
+            """, r => new RoomMessage(room, r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetString(3)),
+            ("$r", room), ("$n", ChatRules.HistorySize));
+
+    private static async Task<long> LastSeqAsync(GatewayEventContext context, string room) =>
+        (long)(await ScalarAsync(context, "SELECT last_seq FROM chat_rooms WHERE room = $r", ("$r", room)))!;
 
     private static async Task<(string Id, string Name)> RequireSessionAsync(GatewayEventContext context) =>
         await FindSessionAsync(context) ?? throw ChatError.NotSignedIn();

@@ -13,6 +13,7 @@ public sealed class ChatError(string code, string message) : Exception(message)
     public static ChatError InvalidClientId() => new("invalid_payload", $"'say' takes an optional clientId of at most {ChatRules.MaxClientIdLength} characters.");
     public static ChatError TooManyRooms(int limit) => new("too_many_rooms", $"You are in {limit} rooms, the most a session may be in; leave one first.");
     public static ChatError NotInRoom(string room) => new("not_in_room", $"You are not in room '{room}'; join it first.");
-    public static ChatError UnknownType(string type) => new("unknown_type", $"Unknown event type '{type}'. Known: signIn, join, leave, say.");
+    public static ChatError UnknownSession() => new("unknown_session", "This session is unknown or has expired; sign in again.");
+    public static ChatError UnknownType(string type) => new("unknown_type", $"Unknown event type '{type}'. Known: signIn, resume, join, leave, say.");
     public static ChatError InvalidPayload(string type, string expected) => new("invalid_payload", $"'{type}' expects {expected}.");
 }

@@ -59,6 +59,36 @@ public static partial class ChatRules
     public static string? ClientId(string? raw) =>
         raw is { Length: > MaxClientIdLength } || raw?.Any(char.IsControl) == true ? throw ChatError.InvalidClientId() : raw;
 
+    public const int MaxTokenLength = 128;
+
+    /// <summary>
+    /// A <c>resume</c> payload: <c>{ token: string, lastSeen?: { [room]: seq } }</c>, the rooms
+    /// checked like a join's and in a stable order, at most <paramref name="maxRooms"/> of them.
+    /// </summary>
+    public static (string Token, IReadOnlyList<(string Room, long LastSeen)> Rooms) Resume(JsonElement payload, int maxRooms)
+    {
+        const string expected = "{ token: string, lastSeen?: { [room: string]: number } }";
+        var token = Property(payload, "token", "resume", expected);
+        if (string.IsNullOrWhiteSpace(token) || token.Length > MaxTokenLength)
+            throw ChatError.InvalidPayload("resume", expected);
+
+        var rooms = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        if (payload.TryGetProperty("lastSeen", out var lastSeen) && lastSeen.ValueKind != JsonValueKind.Null)
+        {
+            if (lastSeen.ValueKind != JsonValueKind.Object)
+                throw ChatError.InvalidPayload("resume", expected);
+            foreach (var entry in lastSeen.EnumerateObject())
+            {
+                if (entry.Value.ValueKind != JsonValueKind.Number || !entry.Value.TryGetInt64(out var seq) || seq < 0)
+                    throw ChatError.InvalidPayload("resume", expected);
+                rooms[Room(entry.Name)] = seq;
+            }
+        }
+        if (rooms.Count > maxRooms)
+            throw ChatError.TooManyRooms(maxRooms);
+        return (token, rooms.Select(r => (r.Key, r.Value)).ToList());
+    }
+
     /// <summary>The SignalR group of a room's connections.</summary>
     public static string Group(string room) => $"room:{room}";
 

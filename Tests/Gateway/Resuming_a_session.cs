@@ -1,0 +1,132 @@
+using System.Text.Json;
+using SocketStarter.Tests.Infrastructure;
+
+namespace SocketStarter.Tests.Gateway;
+
+/// <summary>
+/// A client whose connection is gone (its hub instance died, its network dropped) takes its
+/// session back on a new connection with the token it got at sign-in.
+/// </summary>
+public sealed class Resuming_a_session
+{
+    [Test]
+    public async Task A_new_connection_gets_the_session_its_rooms_and_exactly_the_messages_it_missed()
+    {
+        await using var system = await TestSystem.CreateAsync();
+        var hub = await system.StartHubAsync();
+        await system.StartWorkerAsync();
+
+        var ada = await system.ConnectAsync(hub);
+        var signedIn = await ada.SignInAsync("Ada");
+        await ada.JoinAsync("lobby");
+        var bob = await system.ConnectAsAsync(hub, "Bob", "lobby");
+        await bob.SendAsync("say", new { room = "lobby", text = "seen by Ada" });
+        await ada.WaitForAsync("message", p => p.GetProperty("text").GetString() == "seen by Ada");
+        var lastSeen = ada.Messages("lobby").Max(m => m.Seq);
+
+        await ada.DisposeAsync();
+        foreach (var text in new[] { "missed 1", "missed 2", "missed 3" })
+            await bob.SendAsync("say", new { room = "lobby", text });
+        await bob.WaitForAsync("message", p => p.GetProperty("text").GetString() == "missed 3");
+
+        var again = await system.ConnectAsync(hub);
+        await again.SendAsync("resume", new { token = signedIn.GetProperty("token").GetString(), lastSeen = new Dictionary<string, long> { ["lobby"] = lastSeen } });
+        var resumed = await again.WaitForAsync("resumed");
+        var room = resumed.GetProperty("rooms").EnumerateArray().Single();
+
+        await bob.SendAsync("say", new { room = "lobby", text = "live again" });
+        await again.WaitForAsync("message", p => p.GetProperty("text").GetString() == "live again");
+        await again.SendAsync("say", new { room = "lobby", text = "Ada is back" });
+        var fromAda = await bob.WaitForAsync("message", p => p.GetProperty("text").GetString() == "Ada is back");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(resumed.GetProperty("name").GetString(), Is.EqualTo("Ada"));
+            Assert.That(resumed.GetProperty("sessionId").GetString(), Is.EqualTo(signedIn.GetProperty("sessionId").GetString()));
+            Assert.That(room.GetProperty("room").GetString(), Is.EqualTo("lobby"));
+            Assert.That(room.GetProperty("complete").GetBoolean(), Is.True);
+            Assert.That(Texts(room.GetProperty("messages")), Is.EqualTo(new[] { "missed 1", "missed 2", "missed 3" }));
+            Assert.That(room.GetProperty("messages").EnumerateArray().Select(m => m.GetProperty("seq").GetInt64()),
+                Is.EqualTo(new[] { lastSeen + 1, lastSeen + 2, lastSeen + 3 }));
+            Assert.That(room.GetProperty("lastSeq").GetInt64(), Is.EqualTo(lastSeen + 3));
+            Assert.That(room.GetProperty("members").EnumerateArray().Select(m => m.GetString()), Is.EquivalentTo(new[] { "Ada", "Bob" }));
+            Assert.That(fromAda.GetProperty("from").GetString(), Is.EqualTo("Ada"));
+        });
+    }
+
+    [Test]
+    public async Task A_room_with_more_missed_than_the_limit_comes_back_as_recent_history_marked_incomplete()
+    {
+        await using var system = await TestSystem.CreateAsync();
+        var hub = await system.StartHubAsync();
+        await system.StartWorkerAsync(new Dictionary<string, string?> { ["Chat:ResumeLimit"] = "2" });
+
+        var ada = await system.ConnectAsync(hub);
+        var token = (await ada.SignInAsync("Ada")).GetProperty("token").GetString();
+        await ada.JoinAsync("lobby");
+        await ada.DisposeAsync();
+        var bob = await system.ConnectAsAsync(hub, "Bob", "lobby");
+        foreach (var text in new[] { "one", "two", "three" })
+            await bob.SendAsync("say", new { room = "lobby", text });
+        await bob.WaitForAsync("message", p => p.GetProperty("text").GetString() == "three");
+
+        var again = await system.ConnectAsync(hub);
+        await again.SendAsync("resume", new { token, lastSeen = new Dictionary<string, long> { ["lobby"] = 0 } });
+        var room = (await again.WaitForAsync("resumed")).GetProperty("rooms").EnumerateArray().Single();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(room.GetProperty("complete").GetBoolean(), Is.False);
+            Assert.That(Texts(room.GetProperty("messages")), Is.EqualTo(new[] { "one", "two", "three" }), "the room's recent history");
+            Assert.That(room.GetProperty("lastSeq").GetInt64(), Is.EqualTo(3));
+        });
+    }
+
+    [Test]
+    public async Task An_unknown_token_or_a_bad_payload_is_refused_and_the_connection_can_still_sign_in()
+    {
+        await using var system = await TestSystem.CreateAsync();
+        var hub = await system.StartHubAsync();
+        await system.StartWorkerAsync();
+        var client = await system.ConnectAsync(hub);
+
+        var unknown = await client.SendAsync("resume", new { token = "not-a-token-anyone-was-given" });
+        var noToken = await client.SendAsync("resume", new { lastSeen = new Dictionary<string, long>() });
+        var badSeq = await client.SendAsync("resume", new { token = "x", lastSeen = new Dictionary<string, string> { ["lobby"] = "ten" } });
+        var unknownError = await client.WaitForErrorAsync(unknown);
+        var noTokenError = await client.WaitForErrorAsync(noToken);
+        var badSeqError = await client.WaitForErrorAsync(badSeq);
+        var signedIn = await client.SignInAsync("Carol");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(unknownError.GetProperty("code").GetString(), Is.EqualTo("unknown_session"));
+            Assert.That(unknownError.GetProperty("message").GetString(), Does.Contain("sign in again"));
+            Assert.That(noTokenError.GetProperty("code").GetString(), Is.EqualTo("invalid_payload"));
+            Assert.That(badSeqError.GetProperty("code").GetString(), Is.EqualTo("invalid_payload"));
+            Assert.That(client.Events("resumed"), Is.Empty);
+            Assert.That(signedIn.GetProperty("name").GetString(), Is.EqualTo("Carol"));
+        });
+    }
+
+    [Test]
+    public async Task Session_tokens_carry_at_least_128_random_bits_and_differ_per_sign_in()
+    {
+        await using var system = await TestSystem.CreateAsync();
+        var hub = await system.StartHubAsync();
+        await system.StartWorkerAsync();
+
+        var tokens = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            var client = await system.ConnectAsync(hub);
+            tokens.Add((await client.SignInAsync("Same name")).GetProperty("token").GetString()!);
+        }
+
+        // Base64url: 6 bits per character.
+        Assert.That(tokens, Is.Unique.And.All.Length.GreaterThanOrEqualTo(22));
+    }
+
+    private static IEnumerable<string?> Texts(JsonElement messages) =>
+        messages.EnumerateArray().Select(m => m.GetProperty("text").GetString());
+}
