@@ -40,6 +40,7 @@ public static class Extensions
         builder.Services.AddSingleton<UpstreamEventProcessor>();
         builder.Services.AddSingleton<HubInstances>();
         builder.Services.AddHostedService<OutboxSweeper>();
+        builder.Services.AddHostedService<HubInstanceReaper>();
         builder.Services.AddSingleton<IGatewayApplication, ChatApplication>();
 
         builder.Services.AddOptions<MassTransitHostOptions>().Configure(o =>
@@ -55,6 +56,7 @@ public static class Extensions
         builder.Services.AddMassTransit(x =>
         {
             x.AddConsumer<UpstreamConsumer, UpstreamConsumerDefinition>();
+            x.AddConsumer<HeartbeatConsumer>().Endpoint(e => e.Temporary = true);
             x.UsingRabbitMq((context, cfg) =>
             {
                 cfg.Host(brokerUri);

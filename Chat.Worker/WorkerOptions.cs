@@ -26,4 +26,11 @@ public sealed class WorkerOptions
     /// <summary>How long an event may wait for its predecessor without progress before the missing seqs are given up.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00", ErrorMessage = "Worker:GapWaitLimit must be between 00:00:01 and 1.00:00:00.")]
     public TimeSpan GapWaitLimit { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// How long a hub instance may go without a heartbeat before its connections are expired:
+    /// presence drops them and rooms are told. Keep it a few times the hubs' Gateway:HeartbeatInterval.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00", ErrorMessage = "Worker:HubInstanceTimeout must be between 00:00:01 and 01:00:00.")]
+    public TimeSpan HubInstanceTimeout { get; set; } = TimeSpan.FromSeconds(30);
 }

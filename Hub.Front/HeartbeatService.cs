@@ -1,11 +1,16 @@
+using MassTransit;
 using Microsoft.Extensions.Options;
 using SocketStarter.Messages;
 
 namespace SocketStarter.HubFront;
 
-/// <summary>Tells workers this instance is alive, so they can expire the connections of one that is not.</summary>
+/// <summary>
+/// Tells workers this instance is alive, so they can expire the connections of one that is not.
+/// Published (every worker hears it on its own temporary queue), not queued with client events:
+/// behind a backlog it would arrive late and make this instance look dead.
+/// </summary>
 public sealed partial class HeartbeatService(
-    UpstreamPublisher publisher,
+    IBus bus,
     UpstreamGateway gateway,
     IOptions<GatewayOptions> options,
     TimeProvider time,
@@ -19,13 +24,16 @@ public sealed partial class HeartbeatService(
         {
             try
             {
-                await publisher.SendAsync(new HubInstanceHeartbeat
+                // MassTransit waits for a lost broker; a heartbeat older than its interval is worth nothing.
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+                timeout.CancelAfter(interval);
+                await bus.Publish(new HubInstanceHeartbeat
                 {
                     HubInstanceId = options.Value.InstanceId,
                     ConnectionCount = gateway.ConnectionCount,
                     Interval = interval,
                     SentAt = time.GetUtcNow(),
-                }, stoppingToken, mandatory: false);
+                }, timeout.Token);
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {

@@ -13,14 +13,12 @@ namespace SocketStarter.ChatWorker.Consumers;
 public sealed partial class UpstreamConsumer(
     UpstreamEventProcessor processor,
     IGatewayApplication application,
-    HubInstances hubInstances,
     IOptions<WorkerOptions> options,
     TimeProvider time,
     ILogger<UpstreamConsumer> logger) :
     IConsumer<ClientConnected>,
     IConsumer<ClientMessage>,
-    IConsumer<ClientDisconnected>,
-    IConsumer<HubInstanceHeartbeat>
+    IConsumer<ClientDisconnected>
 {
     public const string WaitingSinceHeader = "SocketStarter-Waiting-Since";
     public const string WaitAttemptHeader = "SocketStarter-Wait-Attempt";
@@ -41,9 +39,6 @@ public sealed partial class UpstreamConsumer(
 
     public Task Consume(ConsumeContext<ClientDisconnected> context) =>
         HandleAsync(context, UpstreamEvent.Of(context.Message), c => application.OnDisconnectedAsync(c, context.Message));
-
-    public Task Consume(ConsumeContext<HubInstanceHeartbeat> context) =>
-        hubInstances.RecordAsync(context.Message, context.CancellationToken);
 
     private async Task HandleAsync<T>(ConsumeContext<T> context, UpstreamEvent upstream, Func<GatewayEventContext, Task> apply)
         where T : class

@@ -13,6 +13,7 @@ public sealed class GatewaySchema : IStoreSchema
             closed_at       TEXT NULL,
             updated_at      TEXT NOT NULL
         );
+        CREATE INDEX IF NOT EXISTS gateway_connections_open ON gateway_connections (hub_instance_id) WHERE closed_at IS NULL;
         CREATE TABLE IF NOT EXISTS gateway_outbox (
             id            INTEGER PRIMARY KEY AUTOINCREMENT,
             connection_id TEXT NOT NULL,

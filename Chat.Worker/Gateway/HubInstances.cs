@@ -3,8 +3,8 @@ using SocketStarter.Messages;
 
 namespace SocketStarter.ChatWorker.Gateway;
 
-/// <summary>The hub instances that said they are alive, and when.</summary>
-public sealed class HubInstances(StoreWriter writer)
+/// <summary>The hub instances that said they are alive, and when; and the connections of those that went silent.</summary>
+public sealed class HubInstances(SqliteStore store, StoreWriter writer)
 {
     public Task RecordAsync(HubInstanceHeartbeat heartbeat, CancellationToken cancellationToken) =>
         writer.WriteAsync(async (connection, transaction, ct) =>
@@ -22,6 +22,47 @@ public sealed class HubInstances(StoreWriter writer)
             command.Parameters.AddWithValue("$n", heartbeat.ConnectionCount);
             command.Parameters.AddWithValue("$i", (long)heartbeat.Interval.TotalMilliseconds);
             command.Parameters.AddWithValue("$at", heartbeat.SentAt.ToUniversalTime().ToString("O"));
+            await command.ExecuteNonQueryAsync(ct);
+        }, cancellationToken);
+
+    /// <summary>
+    /// Open connections whose hub instance has not been heard from since <paramref name="silentSince"/>
+    /// (an instance never heard from counts from its connection's last event).
+    /// </summary>
+    public async Task<IReadOnlyList<(string ConnectionId, string HubInstanceId)>> SilentConnectionsAsync(
+        DateTimeOffset silentSince, int limit, CancellationToken cancellationToken)
+    {
+        await using var connection = await store.OpenAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        command.CommandText = """
+            SELECT c.connection_id, c.hub_instance_id
+            FROM gateway_connections c LEFT JOIN gateway_hub_instances h ON h.hub_instance_id = c.hub_instance_id
+            WHERE c.closed_at IS NULL AND COALESCE(h.last_seen, c.updated_at) <= $silentSince
+            ORDER BY c.hub_instance_id, c.connection_id
+            LIMIT $limit
+            """;
+        command.Parameters.AddWithValue("$silentSince", silentSince.ToUniversalTime().ToString("O"));
+        command.Parameters.AddWithValue("$limit", limit);
+        var found = new List<(string, string)>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+            found.Add((reader.GetString(0), reader.GetString(1)));
+        return found;
+    }
+
+    /// <summary>Forgets instances silent since <paramref name="silentSince"/> that have no open connection left.</summary>
+    public Task ForgetSilentAsync(DateTimeOffset silentSince, CancellationToken cancellationToken) =>
+        writer.WriteAsync(async (connection, transaction, ct) =>
+        {
+            await using var command = connection.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = """
+                DELETE FROM gateway_hub_instances
+                WHERE last_seen <= $silentSince
+                  AND NOT EXISTS (SELECT 1 FROM gateway_connections c
+                                  WHERE c.hub_instance_id = gateway_hub_instances.hub_instance_id AND c.closed_at IS NULL)
+                """;
+            command.Parameters.AddWithValue("$silentSince", silentSince.ToUniversalTime().ToString("O"));
             await command.ExecuteNonQueryAsync(ct);
         }, cancellationToken);
 }

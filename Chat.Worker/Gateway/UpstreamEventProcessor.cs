@@ -92,6 +92,54 @@ public sealed partial class UpstreamEventProcessor(
     }
 
     /// <summary>
+    /// Closes a connection whose hub instance went silent, as if its <c>ClientDisconnected</c> had
+    /// come: the application lets it go (presence, rooms) in one transaction with marking it
+    /// closed for good, so any event of it still on its way is skipped as already applied. The
+    /// connection is also told to close, in case its hub is alive after all. False when the
+    /// connection was closed meanwhile or its instance spoke again.
+    /// </summary>
+    public async Task<bool> ExpireAsync(string connectionId, string hubInstanceId, DateTimeOffset silentSince, IPublishEndpoint publisher, CancellationToken cancellationToken)
+    {
+        var expired = await writer.WriteAsync(async (connection, transaction, ct) =>
+        {
+            var (last, _) = await ProgressAsync(connection, transaction, connectionId, ct);
+            await using (var check = connection.CreateCommand())
+            {
+                check.Transaction = transaction;
+                check.CommandText = """
+                    SELECT c.closed_at IS NULL AND COALESCE(h.last_seen, c.updated_at) <= $silentSince
+                    FROM gateway_connections c LEFT JOIN gateway_hub_instances h ON h.hub_instance_id = c.hub_instance_id
+                    WHERE c.connection_id = $c
+                    """;
+                check.Parameters.AddWithValue("$c", connectionId);
+                check.Parameters.AddWithValue("$silentSince", silentSince.ToUniversalTime().ToString("O"));
+                if (await check.ExecuteScalarAsync(ct) is not long stillOpenAndSilent || stillOpenAndSilent == 0)
+                    return false;
+            }
+
+            var upstream = new UpstreamEvent(connectionId, hubInstanceId, last + 1, null, IsLast: true);
+            var context = new GatewayEventContext(connection, transaction, upstream, publisher, time, ct);
+            await application.OnDisconnectedAsync(context, new Messages.ClientDisconnected
+            {
+                ConnectionId = connectionId,
+                HubInstanceId = hubInstanceId,
+                Seq = upstream.Seq,
+                DisconnectedAt = context.Now,
+            });
+            await context.CloseAsync(connectionId, "Your hub instance stopped answering; connect again and resume.");
+            await MarkAppliedAsync(context, upstream with { Seq = ExpiredSeq }, ct);
+            return true;
+        }, cancellationToken);
+
+        if (expired)
+            await outbox.FlushAsync(connectionId, publisher, cancellationToken);
+        return expired;
+    }
+
+    /// <summary>The last seq of an expired connection: every event of it that still comes is skipped.</summary>
+    public const long ExpiredSeq = long.MaxValue;
+
+    /// <summary>
     /// Waits, up to <paramref name="limit"/>, until the event's turn comes (its predecessor applied,
     /// on any worker, and its replies sent), reading the store now and then. True when it came.
     /// </summary>

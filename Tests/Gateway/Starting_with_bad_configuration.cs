@@ -41,6 +41,9 @@ public sealed class Starting_with_bad_configuration
     [TestCase("Worker:PrefetchCount", "0")]
     [TestCase("Worker:ConcurrentMessageLimit", "-1")]
     [TestCase("Worker:GapWaitLimit", "00:00:00")]
+    [TestCase("Worker:HubInstanceTimeout", "00:00:00")]
+    [TestCase("Chat:ResumeLimit", "0")]
+    [TestCase("Chat:SessionLifetime", "00:00:10")]
     [TestCase("Store:Synchronous", "SOMETIMES")]
     public void Stops_the_worker_at_start_naming_the_setting(string setting, string value)
     {
