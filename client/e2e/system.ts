@@ -3,7 +3,7 @@
 // run command does.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { connect, createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -132,11 +132,94 @@ export class Service {
   }
 }
 
+/**
+ * A TCP front for hub instances, as a load balancer without sticky sessions: each new connection
+ * goes to the first hub that accepts it, so when one is killed, reconnecting clients land on the
+ * next. While `refusing`, new connections are closed at once (the network is down for newcomers).
+ */
+export class FailoverProxy {
+  refusing = false
+  private readonly sockets = new Set<Socket>()
+  private readonly server: Server
+  readonly url: string
+
+  private constructor(server: Server, url: string) {
+    this.server = server
+    this.url = url
+  }
+
+  static async start(targets: string[]): Promise<FailoverProxy> {
+    const addresses = targets.map((t) => new URL(t))
+    let proxy: FailoverProxy | undefined
+    const server = createServer((client) => {
+      if (proxy!.refusing) return void client.destroy()
+      proxy!.track(client)
+      client.pause()
+      const tryTarget = (index: number) => {
+        if (index >= addresses.length) return void client.destroy()
+        const upstream = connect(Number(addresses[index].port), addresses[index].hostname)
+        let connected = false
+        upstream.once('connect', () => {
+          connected = true
+          proxy!.track(upstream)
+          client.pipe(upstream)
+          upstream.pipe(client)
+          client.resume()
+        })
+        upstream.on('error', () => (connected ? client.destroy() : tryTarget(index + 1)))
+        upstream.on('close', () => connected && client.destroy())
+        client.on('close', () => upstream.destroy())
+        client.on('error', () => upstream.destroy())
+      }
+      tryTarget(0)
+    })
+    const port = await freePort()
+    await new Promise<void>((done) => server.listen(port, '127.0.0.1', done))
+    proxy = new FailoverProxy(server, `http://127.0.0.1:${port}`)
+    return proxy
+  }
+
+  private track(socket: Socket): void {
+    this.sockets.add(socket)
+    socket.once('close', () => this.sockets.delete(socket))
+  }
+
+  async close(): Promise<void> {
+    this.sockets.forEach((s) => s.destroy())
+    await new Promise((done) => this.server.close(done))
+  }
+}
+
+async function previewProxyingTo(target: string): Promise<{ server: PreviewServer; url: string }> {
+  const port = await freePort()
+  const server = await preview({
+    configFile: false,
+    root: clientDir,
+    logLevel: 'warn',
+    preview: { host: '127.0.0.1', port, strictPort: true, proxy: { '/hub': { target, ws: true } } },
+  })
+  return { server, url: `http://127.0.0.1:${port}/` }
+}
+
+export interface SystemOptions {
+  /** Settings for every hub instance. */
+  hubSettings?: Record<string, string>
+  /**
+   * A second hub instance. The app's page then reaches the hubs through a {@link FailoverProxy}
+   * (first hub while it lives, then the second), and `secondHubAppUrl` serves the app straight
+   * from the second hub.
+   */
+  secondHub?: boolean
+}
+
 /** One test's system: its own virtual host, store, hub, workers and page server. */
 export class ChatSystem {
   readonly services: Service[] = []
   readonly workers: Service[] = []
-  private server?: PreviewServer
+  private readonly servers: PreviewServer[] = []
+  proxy?: FailoverProxy
+  secondHub?: Service
+  secondHubAppUrl?: string
   private workerCount = 0
   readonly name: string
   private readonly brokerUri: string
@@ -150,31 +233,40 @@ export class ChatSystem {
     this.storePath = join(mkdtempSync(join(tmpdir(), `${name}-`)), 'chat.db')
   }
 
-  static async start(broker: BrokerAddress, label: string, hubSettings: Record<string, string> = {}): Promise<ChatSystem> {
+  static async start(broker: BrokerAddress, label: string, options: SystemOptions = {}): Promise<ChatSystem> {
     const name = `e2e-${label}-${Date.now().toString(36)}`
     const system = new ChatSystem(name, await createVirtualHost(broker, name))
     try {
       // Workers first: they declare the queue the hub sends to.
       await system.startWorker()
-      system.hub = await Service.start('Hub.Front', `${name}-hub`, {
-        'ConnectionStrings:rabbitmq': system.brokerUri,
-        'Gateway:UpstreamQueue': 'chat-worker',
-        ...hubSettings,
-      })
-      system.services.push(system.hub)
-      const port = await freePort()
-      system.server = await preview({
-        configFile: false,
-        root: clientDir,
-        logLevel: 'warn',
-        preview: { host: '127.0.0.1', port, strictPort: true, proxy: { '/hub': { target: system.hub.url, ws: true } } },
-      })
-      system.appUrl = `http://127.0.0.1:${port}/`
+      system.hub = await system.startHub(`${name}-hub`, options.hubSettings)
+      let target = system.hub.url
+      if (options.secondHub) {
+        system.secondHub = await system.startHub(`${name}-hub-2`, options.hubSettings)
+        system.proxy = await FailoverProxy.start([system.hub.url, system.secondHub.url])
+        target = system.proxy.url
+        const direct = await previewProxyingTo(system.secondHub.url)
+        system.servers.push(direct.server)
+        system.secondHubAppUrl = direct.url
+      }
+      const app = await previewProxyingTo(target)
+      system.servers.push(app.server)
+      system.appUrl = app.url
       return system
     } catch (error) {
       await system.dispose()
       throw error
     }
+  }
+
+  private async startHub(name: string, settings: Record<string, string> = {}): Promise<Service> {
+    const hub = await Service.start('Hub.Front', name, {
+      'ConnectionStrings:rabbitmq': this.brokerUri,
+      'Gateway:UpstreamQueue': 'chat-worker',
+      ...settings,
+    })
+    this.services.push(hub)
+    return hub
   }
 
   async startWorker(): Promise<Service> {
@@ -193,7 +285,8 @@ export class ChatSystem {
   }
 
   async dispose(): Promise<void> {
-    await this.server?.close().catch(() => undefined)
+    await Promise.all(this.servers.map((s) => s.close().catch(() => undefined)))
+    await this.proxy?.close()
     await Promise.all(this.services.map((s) => s.stop().catch(() => s.kill())))
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { mergeMessages, type RoomMessage } from './messages'
+import { lastContiguousSeq, mergeMessages, type RoomMessage } from './messages'
 
 const m = (seq: number, text = `m${seq}`, clientId?: string): RoomMessage => ({
   room: 'lobby', seq, from: 'Ada', text, at: '2026-11-23T10:00:00Z', ...(clientId ? { clientId } : {}),
@@ -38,5 +38,19 @@ describe('mergeMessages', () => {
 
     expect(mergeMessages(list, [m(2)])).toBe(list)
     expect(mergeMessages(list, [])).toBe(list)
+  })
+})
+
+describe('lastContiguousSeq', () => {
+  it('is 0 for an empty room', () => {
+    expect(lastContiguousSeq([])).toBe(0)
+  })
+
+  it('counts from the first message, since a history starts part-way', () => {
+    expect(lastContiguousSeq([m(51), m(52), m(53)])).toBe(53)
+  })
+
+  it('stops before a hole, so a message that overtook a missing one does not hide it', () => {
+    expect(lastContiguousSeq([m(1), m(2), m(4), m(5)])).toBe(2)
   })
 })

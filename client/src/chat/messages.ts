@@ -29,3 +29,18 @@ export function mergeMessages(existing: readonly RoomMessage[], incoming: readon
   if (!changed) return existing as RoomMessage[]
   return [...bySeq.values()].sort((a, b) => a.seq - b.seq)
 }
+
+/**
+ * The highest seq up to which the list has no hole, counting from its first message (a history
+ * starts part-way): what a resume may say was seen. A message that overtook a missing one does
+ * not count, so the missing one comes back with the resume; the merge drops the repeat.
+ */
+export function lastContiguousSeq(messages: readonly RoomMessage[]): number {
+  if (messages.length === 0) return 0
+  let last = messages[0].seq
+  for (const message of messages.slice(1)) {
+    if (message.seq !== last + 1) break
+    last = message.seq
+  }
+  return last
+}

@@ -167,4 +167,50 @@ describe('chat state', () => {
 
     expect(state.notice).toBe('internal_error: dropped')
   })
+
+  it('takes the session back on resume: missed messages merged once each, members replaced, pending messages answered', () => {
+    const state = run(...inLobby, message(1, 'one'), message(2, 'two'),
+      event('memberJoined', { room: 'lobby', name: 'Carol' }),
+      { kind: 'sending', ref: 'c1', type: 'say', room: 'lobby', text: 'mine', at: 0 },
+      { kind: 'accepted', ref: 'c1', seq: 5 },
+      { kind: 'reconnected' },
+      { kind: 'sending', ref: 'r', type: 'resume', at: 0, auto: true },
+      { kind: 'accepted', ref: 'r', seq: 2 },
+      event('resumed', {
+        name: 'Ada', sessionId: 'id', token: 't',
+        rooms: [{
+          room: 'lobby', members: ['Ada', 'Bob'], complete: true, lastSeq: 4,
+          messages: [
+            { room: 'lobby', seq: 2, from: 'Bob', text: 'two', at: 'x' },
+            { room: 'lobby', seq: 3, from: 'Bob', text: 'three', at: 'x' },
+            { room: 'lobby', seq: 4, from: 'Ada', text: 'mine', at: 'x' },
+          ],
+        }],
+      }))
+
+    expect(state.me).toEqual({ name: 'Ada', sessionId: 'id', token: 't' })
+    expect(state.rooms.lobby.messages.map((m) => m.seq)).toEqual([1, 2, 3, 4])
+    expect(state.rooms.lobby.members).toEqual(['Ada', 'Bob'])
+    expect(state.outgoing).toEqual([])
+  })
+
+  it('replaces a room that missed more than the resume sends with its recent history', () => {
+    const state = run(...inLobby, message(1, 'one'), { kind: 'reconnected' },
+      event('resumed', {
+        name: 'Ada', sessionId: 'id', token: 't',
+        rooms: [{ room: 'lobby', members: ['Ada'], complete: false, lastSeq: 900, messages: [{ room: 'lobby', seq: 900, from: 'Bob', text: 'late', at: 'x' }] }],
+      }))
+
+    expect(state.rooms.lobby.messages.map((m) => m.seq)).toEqual([900])
+  })
+
+  it('marks a refused resume failed, so the page can sign in again, and keeps the person signed in meanwhile', () => {
+    const state = run(...inLobby, { kind: 'reconnected' },
+      { kind: 'sending', ref: 'r', type: 'resume', at: 0, auto: true },
+      { kind: 'accepted', ref: 'r', seq: 2 },
+      event('error', { code: 'unknown_session', message: 'sign in again', seq: 2, type: 'resume' }))
+
+    expect(state.outgoing).toMatchObject([{ type: 'resume', state: 'failed' }])
+    expect(state.me?.name).toBe('Ada')
+  })
 })

@@ -1,7 +1,7 @@
 import type { ConnectionStatus } from '../gateway/gateway'
 import { mergeMessages, type RoomMessage } from './messages'
 
-export type EventType = 'signIn' | 'join' | 'leave' | 'say'
+export type EventType = 'signIn' | 'resume' | 'join' | 'leave' | 'say'
 
 /**
  * An event this page sent and whose answer it has not seen yet. `sending`: the hub has not
@@ -28,6 +28,16 @@ export interface RoomState {
   joined: boolean
   members: string[]
   messages: RoomMessage[]
+}
+
+/** One room of a `resumed` event. */
+interface ResumedRoom {
+  room: string
+  members: string[]
+  /** Every message after the one the page said it saw; or, when not `complete`, the recent history. */
+  messages: RoomMessage[]
+  complete: boolean
+  lastSeq: number
 }
 
 export interface Session {
@@ -122,6 +132,19 @@ function applyEvent(state: ChatState, type: string, payload: unknown): ChatState
     case 'signedIn': {
       const me = { name: String(p.name), sessionId: String(p.sessionId), token: String(p.token) }
       return { ...answer(state, (o) => o.type === 'signIn'), me }
+    }
+    case 'resumed': {
+      // The session is back on this connection: its rooms with what was missed (or, when too much
+      // was, the recent history to show instead) and who is there now.
+      const me = { name: String(p.name), sessionId: String(p.sessionId), token: String(p.token) }
+      let next: ChatState = { ...answer(state, (o) => o.type === 'resume'), me }
+      for (const r of (p.rooms as ResumedRoom[] | undefined) ?? []) {
+        const existing = next.rooms[r.room]
+        const messages = r.complete ? mergeMessages(existing?.messages ?? [], r.messages) : mergeMessages([], r.messages)
+        next = withRoom(next, { name: r.room, joined: true, members: r.members, messages })
+        for (const message of r.messages) next = answer(next, mineFor(next, message))
+      }
+      return next
     }
     case 'joined': {
       const room = String(p.room)

@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useMemo, useReducer, useRef } from 'react'
 import { GatewayError, type Gateway } from '../gateway/gateway'
+import { lastContiguousSeq } from './messages'
 import { chatReducer, initialState, type ChatState, type EventType } from './state'
 
 export interface ChatActions {
@@ -31,8 +32,10 @@ export function useChat(gateway: Gateway): [ChatState, ChatActions] {
   }, [state])
 
   const send = useCallback(
-    async (type: EventType, payload: Record<string, string>, ref = nextRef(), auto = false) => {
-      dispatch({ kind: 'sending', ref, type, room: payload.room, text: payload.text, at: Date.now(), auto })
+    async (type: EventType, payload: Record<string, unknown>, ref = nextRef(), auto = false) => {
+      const room = typeof payload.room === 'string' ? payload.room : undefined
+      const text = typeof payload.text === 'string' ? payload.text : undefined
+      dispatch({ kind: 'sending', ref, type, room, text, at: Date.now(), auto })
       try {
         const seq = await gateway.send(type, payload)
         dispatch({ kind: 'accepted', ref, seq })
@@ -51,20 +54,34 @@ export function useChat(gateway: Gateway): [ChatState, ChatActions] {
       gateway.onClosing((reason) => dispatch({ kind: 'event', type: 'error', payload: { code: 'closing', message: reason } })),
       gateway.onReconnected(() => {
         dispatch({ kind: 'reconnected' })
-        // A new connection is a stranger to the workers: sign in again and rejoin. The rooms'
-        // histories come back with `joined` and merge by seq, so nothing shows twice.
+        // A new connection is a stranger to the workers until it resumes the session: back in its
+        // rooms, with every message it missed (merged by seq, so nothing shows twice).
         const { me, rooms } = latest.current
         if (!me) return
-        void (async () => {
-          await send('signIn', { name: me.name }, nextRef(), true)
-          for (const room of Object.values(rooms).filter((r) => r.joined)) await send('join', { room: room.name }, nextRef(), true)
-        })()
+        const lastSeen = Object.fromEntries(
+          Object.values(rooms).filter((r) => r.joined).map((r) => [r.name, lastContiguousSeq(r.messages)]),
+        )
+        void send('resume', { token: me.token, lastSeen }, nextRef(), true)
       }),
     ]
     // A status change between the first render and this subscription is not missed.
     dispatch({ kind: 'status', status: gateway.status })
     return () => subscriptions.forEach((unsubscribe) => unsubscribe())
   }, [gateway, send])
+
+  // A resume refused (the session expired, or the workers' store was reset): sign in again under
+  // the same name and rejoin the rooms; their histories come back with `joined`.
+  const failedResume = state.outgoing.find((o) => o.type === 'resume' && o.state === 'failed')
+  useEffect(() => {
+    if (!failedResume) return
+    dispatch({ kind: 'dismiss', ref: failedResume.ref })
+    const { me, rooms } = latest.current
+    if (!me) return
+    void (async () => {
+      await send('signIn', { name: me.name }, nextRef(), true)
+      for (const room of Object.values(rooms).filter((r) => r.joined)) await send('join', { room: room.name }, nextRef(), true)
+    })()
+  }, [failedResume, send])
 
   const actions = useMemo<ChatActions>(
     () => ({
