@@ -56,7 +56,12 @@ public static class Extensions
         builder.Services.AddMassTransit(x =>
         {
             x.AddConsumer<UpstreamConsumer, UpstreamConsumerDefinition>();
-            x.AddConsumer<HeartbeatConsumer>().Endpoint(e => e.Temporary = true);
+            // Every worker hears every heartbeat: a queue of its own, deleted when it goes.
+            x.AddConsumer<HeartbeatConsumer>().Endpoint(e =>
+            {
+                e.Name = $"worker-heartbeats-{Guid.NewGuid():N}";
+                e.Temporary = true;
+            });
             x.UsingRabbitMq((context, cfg) =>
             {
                 cfg.Host(brokerUri);
