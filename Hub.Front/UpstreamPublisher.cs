@@ -15,8 +15,12 @@ public sealed class UpstreamPublisher(IBus bus, IBusControl busControl, IOptions
     private readonly Uri _address = new($"exchange:{options.Value.UpstreamQueue}");
     private readonly TimeSpan _timeout = options.Value.PublishTimeout;
 
-    /// <summary>False while the bus knows it has no broker connection; then sending would only wait.</summary>
-    public bool IsAvailable => busControl.CheckHealth().Status != BusHealthStatus.Unhealthy;
+    /// <summary>
+    /// False while the bus is not healthy: it lost its broker (MassTransit reports Degraded while it
+    /// reconnects), so sending would only wait out the publish timeout and end in doubt. The same
+    /// test as readiness: what /health/ready calls unready refuses events at once with a clear error.
+    /// </summary>
+    public bool IsAvailable => busControl.CheckHealth().Status == BusHealthStatus.Healthy;
 
     /// <param name="mandatory">Fail when no queue takes the message, rather than let it vanish.</param>
     public async Task SendAsync<T>(T message, CancellationToken cancellationToken, bool mandatory = true) where T : class
