@@ -105,6 +105,22 @@ public sealed class Broker : IAsyncDisposable
         return (Read("messages_ready"), Read("messages_unacknowledged"));
     }
 
+    /// <summary>The first message of a queue, left in it: its headers, as the management API shows them.</summary>
+    public async Task<(IReadOnlyDictionary<string, string> Headers, string Payload)> PeekAsync(string vhost, string queue)
+    {
+        var response = await _management.PostAsJsonAsync($"queues/{vhost}/{Uri.EscapeDataString(queue)}/get",
+            new { count = 1, ackmode = "ack_requeue_true", encoding = "auto" });
+        response.EnsureSuccessStatusCode();
+        var message = (await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>()).EnumerateArray().Single();
+        var headers = new Dictionary<string, string>();
+        if (message.GetProperty("properties").TryGetProperty("headers", out var found))
+        {
+            foreach (var header in found.EnumerateObject())
+                headers[header.Name] = header.Value.ValueKind == System.Text.Json.JsonValueKind.String ? header.Value.GetString()! : header.Value.GetRawText();
+        }
+        return (headers, message.GetProperty("payload").GetString()!);
+    }
+
     public async ValueTask DisposeAsync()
     {
         _management.Dispose();

@@ -16,8 +16,10 @@ public sealed class ChatClient : IAsyncDisposable
         _connection = connection;
         _connection.On<string, JsonElement>("Event", (type, payload) =>
         {
+            var copy = payload.Clone();
             lock (_events)
-                _events.Add((type, payload.Clone()));
+                _events.Add((type, copy));
+            Received?.Invoke(type, copy);
         });
         _connection.On<string>("Closing", reason => ClosingReason = reason);
         _connection.Closed += error =>
@@ -27,6 +29,9 @@ public sealed class ChatClient : IAsyncDisposable
             return Task.CompletedTask;
         };
     }
+
+    /// <summary>Every event as it arrives, on the connection's thread.</summary>
+    public event Action<string, JsonElement>? Received;
 
     /// <summary>How often this client's connection closed; stays 0 when nothing dropped it.</summary>
     public int TimesClosed => Volatile.Read(ref _closed);
@@ -42,19 +47,22 @@ public sealed class ChatClient : IAsyncDisposable
     public HubConnectionState State => _connection.State;
 
     /// <param name="accessToken">A JWT, sent as browsers must: in the <c>access_token</c> query string of the WebSocket.</param>
-    public static async Task<ChatClient> ConnectAsync(Uri hubUrl, string? accessToken = null, IReadOnlyDictionary<string, string>? headers = null)
+    /// <param name="statefulReconnect">Negotiate SignalR's stateful reconnect: a dropped transport is re-established on the same connection, and what was sent meanwhile is replayed.</param>
+    public static async Task<ChatClient> ConnectAsync(Uri hubUrl, string? accessToken = null, IReadOnlyDictionary<string, string>? headers = null, bool statefulReconnect = false)
     {
         // The .NET client would send a header; browsers cannot on a WebSocket, so test their way.
         var url = accessToken is null ? hubUrl : new Uri($"{hubUrl}?access_token={Uri.EscapeDataString(accessToken)}");
-        var connection = new HubConnectionBuilder()
+        var builder = new HubConnectionBuilder()
             // Negotiation gives the client its connection id, which tests address commands to.
             .WithUrl(url, o =>
             {
                 o.Transports = HttpTransportType.WebSockets;
                 foreach (var (name, value) in headers ?? new Dictionary<string, string>())
                     o.Headers[name] = value;
-            })
-            .Build();
+            });
+        if (statefulReconnect)
+            builder.WithStatefulReconnect();
+        var connection = builder.Build();
         var client = new ChatClient(connection);
         await connection.StartAsync();
         return client;
