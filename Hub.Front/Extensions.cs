@@ -82,7 +82,14 @@ public static class Extensions
     public static WebApplication MapGateway(this WebApplication app)
     {
         app.UseTrustedProxies();
-        app.MapHub<GatewayHub>(GatewayHub.Path, o => o.Transports = HttpTransportType.WebSockets | HttpTransportType.ServerSentEvents | HttpTransportType.LongPolling)
+        app.MapHub<GatewayHub>(GatewayHub.Path, o =>
+            {
+                o.Transports = HttpTransportType.WebSockets | HttpTransportType.ServerSentEvents | HttpTransportType.LongPolling;
+                // A client that negotiates and asks for it keeps its connection through a short
+                // network blip: both sides buffer and replay, on the same instance. Clients that
+                // skip negotiation (no sticky sessions) resume their session instead.
+                o.AllowStatefulReconnects = true;
+            })
             .RequireGatewayAuthentication(app);
         app.MapPushApi();
         return app;

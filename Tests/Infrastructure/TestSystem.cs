@@ -100,9 +100,9 @@ public sealed class TestSystem : IAsyncDisposable
         _hosts.Remove(host);
     }
 
-    public async Task<ChatClient> ConnectAsync(Uri hubUrl, string? accessToken = null, IReadOnlyDictionary<string, string>? headers = null)
+    public async Task<ChatClient> ConnectAsync(Uri hubUrl, string? accessToken = null, IReadOnlyDictionary<string, string>? headers = null, bool statefulReconnect = false)
     {
-        var client = await ChatClient.ConnectAsync(hubUrl, accessToken, headers);
+        var client = await ChatClient.ConnectAsync(hubUrl, accessToken, headers, statefulReconnect);
         _clients.Add(client);
         return client;
     }

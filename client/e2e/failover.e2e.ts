@@ -39,13 +39,13 @@ describe('The chat in a real browser when its hub instance dies', () => {
     await ada.page.evaluate(() => ((window as unknown as { samePage: boolean }).samePage = true))
 
     // The first hub dies; until the test lets it, Ada cannot reach the second, so she misses what Bob says.
-    system!.proxy!.refusing = true
+    system!.proxy.refusing = true
     system!.hub.kill()
     await ada.waitForStatus('reconnecting')
     const meanwhile = ['said while Ada was away', 'and again', 'and a third time']
     await bob.sayAll(meanwhile)
     await bob.waitForMessages(['Ada: before the kill', ...meanwhile.map((t) => `Bob: ${t}`)])
-    system!.proxy!.refusing = false
+    system!.proxy.refusing = false
 
     await ada.waitForStatus('connected')
     await ada.say('back on the other hub')

@@ -25,6 +25,11 @@ export default async function setup(project: TestProject) {
   await run('npm', ['run', '--silent', 'build'], { cwd: clientDir, env }).catch((error: { stdout?: string; stderr?: string }) => {
     throw new Error(`The client does not build:\n${error.stdout ?? ''}${error.stderr ?? ''}`)
   })
+  // The same app built as a deployment with sticky sessions would build it: stateful reconnect on.
+  await run(join(clientDir, 'node_modules', '.bin', 'vite'), ['build', '--outDir', 'dist-stateful', '--emptyOutDir', '--logLevel', 'warn'], {
+    cwd: clientDir,
+    env: { ...env, VITE_STATEFUL_RECONNECT: 'true' },
+  })
 
   const given = process.env.RABBITMQ_URI
   if (given) {

@@ -139,6 +139,8 @@ export class Service {
  */
 export class FailoverProxy {
   refusing = false
+  private holding = false
+  private readonly held: (() => void)[] = []
   private readonly sockets = new Set<Socket>()
   private readonly server: Server
   readonly url: string
@@ -171,12 +173,25 @@ export class FailoverProxy {
         client.on('close', () => upstream.destroy())
         client.on('error', () => upstream.destroy())
       }
-      tryTarget(0)
+      if (proxy!.holding) proxy!.held.push(() => tryTarget(0))
+      else tryTarget(0)
     })
     const port = await freePort()
     await new Promise<void>((done) => server.listen(port, '127.0.0.1', done))
     proxy = new FailoverProxy(server, `http://127.0.0.1:${port}`)
     return proxy
+  }
+
+  /** The network drops: every connection through the proxy is cut, and new ones wait until {@link release}. */
+  cut(): void {
+    this.holding = true
+    this.sockets.forEach((s) => s.destroy())
+  }
+
+  /** The network is back: waiting connections go through. */
+  release(): void {
+    this.holding = false
+    this.held.splice(0).forEach((go) => go())
   }
 
   private track(socket: Socket): void {
@@ -190,11 +205,12 @@ export class FailoverProxy {
   }
 }
 
-async function previewProxyingTo(target: string): Promise<{ server: PreviewServer; url: string }> {
+async function previewProxyingTo(target: string, outDir = 'dist'): Promise<{ server: PreviewServer; url: string }> {
   const port = await freePort()
   const server = await preview({
     configFile: false,
     root: clientDir,
+    build: { outDir },
     logLevel: 'warn',
     preview: { host: '127.0.0.1', port, strictPort: true, proxy: { '/hub': { target, ws: true } } },
   })
@@ -205,11 +221,12 @@ export interface SystemOptions {
   /** Settings for every hub instance. */
   hubSettings?: Record<string, string>
   /**
-   * A second hub instance. The app's page then reaches the hubs through a {@link FailoverProxy}
-   * (first hub while it lives, then the second), and `secondHubAppUrl` serves the app straight
-   * from the second hub.
+   * A second hub instance, behind the first in the {@link FailoverProxy} the app's page reaches
+   * the hubs through; `secondHubAppUrl` serves the app straight from it.
    */
   secondHub?: boolean
+  /** Serve the app built with stateful reconnect on (`dist-stateful`, made by the global setup). */
+  statefulApp?: boolean
 }
 
 /** One test's system: its own virtual host, store, hub, workers and page server. */
@@ -217,9 +234,11 @@ export class ChatSystem {
   readonly services: Service[] = []
   readonly workers: Service[] = []
   private readonly servers: PreviewServer[] = []
-  proxy?: FailoverProxy
+  /** The front between the app's pages and the hubs (first hub while it lives, then the second). */
+  proxy!: FailoverProxy
   secondHub?: Service
   secondHubAppUrl?: string
+  directAppUrl!: string
   private workerCount = 0
   readonly name: string
   private readonly brokerUri: string
@@ -240,18 +259,25 @@ export class ChatSystem {
       // Workers first: they declare the queue the hub sends to.
       await system.startWorker()
       system.hub = await system.startHub(`${name}-hub`, options.hubSettings)
-      let target = system.hub.url
+      const hubs = [system.hub.url]
       if (options.secondHub) {
         system.secondHub = await system.startHub(`${name}-hub-2`, options.hubSettings)
-        system.proxy = await FailoverProxy.start([system.hub.url, system.secondHub.url])
-        target = system.proxy.url
-        const direct = await previewProxyingTo(system.secondHub.url)
-        system.servers.push(direct.server)
-        system.secondHubAppUrl = direct.url
+        hubs.push(system.secondHub.url)
       }
-      const app = await previewProxyingTo(target)
-      system.servers.push(app.server)
+      // The pages reach the hubs through a front the tests can break; `directAppUrl` and
+      // `secondHubAppUrl` bypass it, straight to the first or second hub.
+      system.proxy = await FailoverProxy.start(hubs)
+      const outDir = options.statefulApp ? 'dist-stateful' : 'dist'
+      const app = await previewProxyingTo(system.proxy.url, outDir)
+      const direct = await previewProxyingTo(system.hub.url, outDir)
+      system.servers.push(app.server, direct.server)
       system.appUrl = app.url
+      system.directAppUrl = direct.url
+      if (system.secondHub) {
+        const second = await previewProxyingTo(system.secondHub.url, outDir)
+        system.servers.push(second.server)
+        system.secondHubAppUrl = second.url
+      }
       return system
     } catch (error) {
       await system.dispose()

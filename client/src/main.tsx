@@ -10,6 +10,8 @@ const token = takeAccessToken(window.location, window.sessionStorage, window.his
 const gateway = connectGateway({
   url: import.meta.env.VITE_HUB_URL || undefined,
   accessToken: token ? () => token : undefined,
+  // Built with VITE_STATEFUL_RECONNECT=true where every connection reaches one hub instance.
+  statefulReconnect: import.meta.env.VITE_STATEFUL_RECONNECT === 'true',
 })
 void gateway.connect()
 

@@ -175,21 +175,28 @@ export interface GatewayOptions {
   url?: string
   /** A bearer token for hubs that require one (sent as `access_token` on the WebSocket). */
   accessToken?: () => string | Promise<string>
+  /**
+   * Negotiate, and keep the connection through short network blips with SignalR's stateful
+   * reconnect (both sides buffer and replay on the same connection). Needs every request of a
+   * connection to reach the same hub instance: one hub, or sticky sessions. Off by default.
+   */
+  statefulReconnect?: boolean
 }
 
 /**
- * A gateway over a real SignalR connection. WebSockets without negotiation: any hub instance
- * behind a load balancer can take the connection, so no sticky sessions are needed.
+ * A gateway over a real SignalR connection. By default WebSockets without negotiation: any hub
+ * instance behind a load balancer can take the connection, so no sticky sessions are needed, and
+ * a connection that drops is replaced by a new one on which the page resumes its session.
  */
 export function connectGateway(options: GatewayOptions = {}): Gateway {
-  const connection = new HubConnectionBuilder()
+  const builder = new HubConnectionBuilder()
     .withUrl(options.url ?? '/hub', {
-      skipNegotiation: true,
+      skipNegotiation: !options.statefulReconnect,
       transport: HttpTransportType.WebSockets,
       accessTokenFactory: options.accessToken,
     })
     .withAutomaticReconnect(reconnectPolicy)
     .configureLogging(LogLevel.Warning)
-    .build()
+  const connection = (options.statefulReconnect ? builder.withStatefulReconnect() : builder).build()
   return new Gateway(connection)
 }
