@@ -41,6 +41,7 @@ public static class Extensions
         builder.Services.AddSingleton<HubInstances>();
         builder.Services.AddHostedService<OutboxSweeper>();
         builder.Services.AddHostedService<HubInstanceReaper>();
+        builder.Services.AddHostedService<ExpiredSessionSweeper>();
         builder.Services.AddSingleton<IGatewayApplication, ChatApplication>();
 
         builder.Services.AddOptions<MassTransitHostOptions>().Configure(o =>

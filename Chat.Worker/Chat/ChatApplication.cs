@@ -87,8 +87,9 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
 
         var sessionId = Guid.NewGuid().ToString("N");
         var token = Base64Url(RandomNumberGenerator.GetBytes(32));
+        // Only the token's hash is kept: a copy of the store does not let anyone take a session over.
         await ExecuteAsync(context, "INSERT INTO chat_sessions (session_id, token, name, created_at) VALUES ($s, $t, $n, $at)",
-            ("$s", sessionId), ("$t", token), ("$n", name), ("$at", context.Now.ToString("O")));
+            ("$s", sessionId), ("$t", TokenHash(token)), ("$n", name), ("$at", context.Now.ToString("O")));
         await ExecuteAsync(context, "UPDATE chat_connections SET session_id = $s WHERE connection_id = $c",
             ("$s", sessionId), ("$c", context.ConnectionId));
 
@@ -108,10 +109,15 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
 
         var sessions = await QueryAsync(context, "SELECT session_id, name FROM chat_sessions WHERE token = $t AND created_at >= $since",
             r => (Id: r.GetString(0), Name: r.GetString(1)),
-            ("$t", token), ("$since", (context.Now - _options.SessionLifetime).ToString("O")));
+            ("$t", TokenHash(token)), ("$since", (context.Now - _options.SessionLifetime).ToString("O")));
         if (sessions.Count == 0)
             throw ChatError.UnknownSession();
         var session = sessions[0];
+
+        // The rooms it is still in (another connection of it may be open) and those it names, together.
+        var current = await QueryAsync(context, "SELECT room FROM chat_members WHERE session_id = $s", r => r.GetString(0), ("$s", session.Id));
+        if (current.Union(lastSeen.Select(r => r.Room), StringComparer.Ordinal).Count() > _options.MaxRoomsPerSession)
+            throw ChatError.TooManyRooms(_options.MaxRoomsPerSession);
 
         await ExecuteAsync(context, "UPDATE chat_connections SET session_id = $s WHERE connection_id = $c",
             ("$s", session.Id), ("$c", context.ConnectionId));
@@ -260,6 +266,9 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
             rows.Add(read(reader));
         return rows;
     }
+
+    /// <summary>What the store keeps of a session token: its SHA-256, base64url.</summary>
+    public static string TokenHash(string token) => Base64Url(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(token)));
 
     private static string Base64Url(byte[] bytes) =>
         Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');

@@ -110,7 +110,27 @@ public sealed class Resuming_a_session
     }
 
     [Test]
-    public async Task Session_tokens_carry_at_least_128_random_bits_and_differ_per_sign_in()
+    public async Task A_resume_that_would_put_the_session_in_more_rooms_than_allowed_is_refused()
+    {
+        await using var system = await TestSystem.CreateAsync();
+        var hub = await system.StartHubAsync();
+        await system.StartWorkerAsync(new Dictionary<string, string?> { ["Chat:MaxRoomsPerSession"] = "2" });
+
+        // Still in "one" and "two" through a connection that stays open.
+        var first = await system.ConnectAsync(hub);
+        var token = (await first.SignInAsync("Ada")).GetProperty("token").GetString();
+        await first.JoinAsync("one");
+        await first.JoinAsync("two");
+
+        var second = await system.ConnectAsync(hub);
+        var seq = await second.SendAsync("resume", new { token, lastSeen = new Dictionary<string, long> { ["three"] = 0 } });
+        var refused = await second.WaitForErrorAsync(seq);
+
+        Assert.That(refused.GetProperty("code").GetString(), Is.EqualTo("too_many_rooms"));
+    }
+
+    [Test]
+    public async Task Session_tokens_carry_at_least_128_random_bits_differ_per_sign_in_and_are_stored_hashed()
     {
         await using var system = await TestSystem.CreateAsync();
         var hub = await system.StartHubAsync();
@@ -123,8 +143,25 @@ public sealed class Resuming_a_session
             tokens.Add((await client.SignInAsync("Same name")).GetProperty("token").GetString()!);
         }
 
-        // Base64url: 6 bits per character.
-        Assert.That(tokens, Is.Unique.And.All.Length.GreaterThanOrEqualTo(22));
+        // The store keeps hashes only: a copy of it does not let anyone take a session over.
+        await using var store = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={system.StorePath};Mode=ReadOnly;Pooling=False");
+        await store.OpenAsync();
+        await using var query = store.CreateCommand();
+        query.CommandText = "SELECT token FROM chat_sessions";
+        var stored = new List<string>();
+        await using (var reader = await query.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+                stored.Add(reader.GetString(0));
+        }
+
+        Assert.Multiple(() =>
+        {
+            // Base64url: 6 bits per character.
+            Assert.That(tokens, Is.Unique.And.All.Length.GreaterThanOrEqualTo(22));
+            Assert.That(stored, Has.Count.EqualTo(3).And.No.AnyOf(tokens.ToArray()));
+            Assert.That(stored, Is.EquivalentTo(tokens.Select(SocketStarter.ChatWorker.Chat.ChatApplication.TokenHash)));
+        });
     }
 
     private static IEnumerable<string?> Texts(JsonElement messages) =>
