@@ -204,13 +204,32 @@ describe('chat state', () => {
     expect(state.rooms.lobby.messages.map((m) => m.seq)).toEqual([900])
   })
 
+  it('keeps a live message newer than an incomplete resume’s snapshot, which overtook the snapshot', () => {
+    const state = run(...inLobby, message(1, 'one'), { kind: 'reconnected' }, message(901, 'overtook'),
+      event('resumed', {
+        name: 'Ada', sessionId: 'id', token: 't',
+        rooms: [{ room: 'lobby', members: ['Ada'], complete: false, lastSeq: 900, messages: [{ room: 'lobby', seq: 900, from: 'Bob', text: 'late', at: 'x' }] }],
+      }))
+
+    expect(state.rooms.lobby.messages.map((m) => m.seq)).toEqual([900, 901])
+  })
+
+  it('keeps the code of an error that overtook the hub’s answer', () => {
+    const state = run(...inLobby, { kind: 'reconnected' },
+      { kind: 'sending', ref: 'r', type: 'resume', at: 0, auto: true },
+      event('error', { code: 'unknown_session', message: 'sign in again', seq: 2, type: 'resume' }),
+      { kind: 'accepted', ref: 'r', seq: 2 })
+
+    expect(state.outgoing).toMatchObject([{ type: 'resume', state: 'failed', errorCode: 'unknown_session' }])
+  })
+
   it('marks a refused resume failed, so the page can sign in again, and keeps the person signed in meanwhile', () => {
     const state = run(...inLobby, { kind: 'reconnected' },
       { kind: 'sending', ref: 'r', type: 'resume', at: 0, auto: true },
       { kind: 'accepted', ref: 'r', seq: 2 },
       event('error', { code: 'unknown_session', message: 'sign in again', seq: 2, type: 'resume' }))
 
-    expect(state.outgoing).toMatchObject([{ type: 'resume', state: 'failed' }])
+    expect(state.outgoing).toMatchObject([{ type: 'resume', state: 'failed', errorCode: 'unknown_session' }])
     expect(state.me?.name).toBe('Ada')
   })
 })

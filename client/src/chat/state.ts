@@ -55,7 +55,7 @@ export interface ChatState {
   /** Something the server said that belongs to no particular input (a closing reason, say). */
   notice: string | null
   /** Worker errors that overtook the hub's answer to their Send, by seq, until that answer comes. */
-  early: Record<number, string>
+  early: Record<number, { message: string; code?: string }>
 }
 
 export type ChatAction =
@@ -96,7 +96,7 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
       if (early !== undefined) {
         const { [action.seq]: _, ...rest } = state.early
         void _
-        return fail({ ...state, early: rest }, (o) => o.ref === action.ref, early)
+        return fail({ ...state, early: rest }, (o) => o.ref === action.ref, early.message, early.code)
       }
       return updateOutgoing(state, (o) => o.ref === action.ref && o.state === 'sending', (o) => ({ ...o, state: 'accepted', seq: action.seq }))
     }
@@ -140,7 +140,10 @@ function applyEvent(state: ChatState, type: string, payload: unknown): ChatState
       let next: ChatState = { ...answer(state, (o) => o.type === 'resume'), me }
       for (const r of (p.rooms as ResumedRoom[] | undefined) ?? []) {
         const existing = next.rooms[r.room]
-        const messages = r.complete ? mergeMessages(existing?.messages ?? [], r.messages) : mergeMessages([], r.messages)
+        // Incomplete: the history replaces what the page shows, except live messages newer than
+        // the snapshot (the connection was in the room's group before the snapshot was taken).
+        const kept = r.complete ? (existing?.messages ?? []) : (existing?.messages ?? []).filter((m) => m.seq > r.lastSeq)
+        const messages = mergeMessages(kept, r.messages)
         next = withRoom(next, { name: r.room, joined: true, members: r.members, messages })
         for (const message of r.messages) next = answer(next, mineFor(next, message))
       }
@@ -189,12 +192,13 @@ function applyEvent(state: ChatState, type: string, payload: unknown): ChatState
     case 'error': {
       const seq = Number(p.seq)
       const message = String(p.message)
+      const code = typeof p.code === 'string' ? p.code : undefined
       if (state.outgoing.some((o) => o.seq === seq && o.state === 'accepted')) {
-        return fail(state, (o) => o.seq === seq && o.state === 'accepted', message)
+        return fail(state, (o) => o.seq === seq && o.state === 'accepted', message, code)
       }
       // The worker can answer before the hub has told this page the event's seq.
       if (Number.isInteger(seq) && state.outgoing.some((o) => o.state === 'sending')) {
-        return { ...state, early: { ...state.early, [seq]: message } }
+        return { ...state, early: { ...state.early, [seq]: { message, code } } }
       }
       return { ...state, notice: `${String(p.code)}: ${message}` }
     }

@@ -22,6 +22,11 @@ function nextRef(): string {
   return `${Date.now().toString(36)}-${counter}-${Math.random().toString(36).slice(2, 8)}`
 }
 
+/** What a resume says was seen: per joined room, the highest seq up to its first hole. */
+function lastSeenOf(rooms: ChatState['rooms']): Record<string, number> {
+  return Object.fromEntries(Object.values(rooms).filter((r) => r.joined).map((r) => [r.name, lastContiguousSeq(r.messages)]))
+}
+
 /** The chat over a gateway: state from the server's events, actions that send through the gateway. */
 export function useChat(gateway: Gateway): [ChatState, ChatActions] {
   const [state, dispatch] = useReducer(chatReducer, { ...initialState, status: gateway.status })
@@ -58,10 +63,7 @@ export function useChat(gateway: Gateway): [ChatState, ChatActions] {
         // rooms, with every message it missed (merged by seq, so nothing shows twice).
         const { me, rooms } = latest.current
         if (!me) return
-        const lastSeen = Object.fromEntries(
-          Object.values(rooms).filter((r) => r.joined).map((r) => [r.name, lastContiguousSeq(r.messages)]),
-        )
-        void send('resume', { token: me.token, lastSeen }, nextRef(), true)
+        void send('resume', { token: me.token, lastSeen: lastSeenOf(rooms) }, nextRef(), true)
       }),
     ]
     // A status change between the first render and this subscription is not missed.
@@ -69,12 +71,26 @@ export function useChat(gateway: Gateway): [ChatState, ChatActions] {
     return () => subscriptions.forEach((unsubscribe) => unsubscribe())
   }, [gateway, send])
 
-  // A resume refused (the session expired, or the workers' store was reset): sign in again under
-  // the same name and rejoin the rooms; their histories come back with `joined`.
+  // A resume refused. The session is unknown (expired, or the workers' store was reset): sign in
+  // again under the same name and rejoin the rooms; their histories come back with `joined`.
+  // Already bound (an earlier resume of this connection went through after all): nothing to do,
+  // its `resumed` comes. Anything else (the connection or the broker is down): try again shortly
+  // while connected; a new connection resumes by itself.
   const failedResume = state.outgoing.find((o) => o.type === 'resume' && o.state === 'failed')
+  const retryTimer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined)
+  useEffect(() => () => clearTimeout(retryTimer.current), [])
   useEffect(() => {
     if (!failedResume) return
     dispatch({ kind: 'dismiss', ref: failedResume.ref })
+    if (failedResume.errorCode === 'already_signed_in') return
+    if (failedResume.errorCode !== 'unknown_session') {
+      // Not cleared when this effect re-runs (dismissing the failure re-runs it at once); only on unmount.
+      retryTimer.current = setTimeout(() => {
+        const { me, rooms, status } = latest.current
+        if (me && status === 'connected') void send('resume', { token: me.token, lastSeen: lastSeenOf(rooms) }, nextRef(), true)
+      }, 2000)
+      return
+    }
     const { me, rooms } = latest.current
     if (!me) return
     void (async () => {
