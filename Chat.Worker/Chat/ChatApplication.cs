@@ -139,10 +139,13 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
                 complete,
                 lastSeq = await LastSeqAsync(context, room),
             });
-            await context.AddToGroupAsync(context.ConnectionId, ChatRules.Group(room));
             if (isNew)
                 await context.SendToGroupAsync(ChatRules.Group(room), "memberJoined", new { room, name = session.Name }, context.ConnectionId);
         }
+
+        // Into every room's group before this snapshot commits (the store's write lock is held
+        // meanwhile, so all at once: one wait for the broker, not one per room).
+        await Task.WhenAll(lastSeen.Select(r => context.AddToGroupAsync(context.ConnectionId, ChatRules.Group(r.Room))));
 
         await context.SendToConnectionAsync(context.ConnectionId, "resumed", new { name = session.Name, sessionId = session.Id, token, rooms });
     }

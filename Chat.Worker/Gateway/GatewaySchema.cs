@@ -14,6 +14,7 @@ public sealed class GatewaySchema : IStoreSchema
             updated_at      TEXT NOT NULL
         );
         CREATE INDEX IF NOT EXISTS gateway_connections_open ON gateway_connections (hub_instance_id) WHERE closed_at IS NULL;
+        CREATE INDEX IF NOT EXISTS gateway_connections_by_hub ON gateway_connections (hub_instance_id, updated_at);
         CREATE TABLE IF NOT EXISTS gateway_outbox (
             id            INTEGER PRIMARY KEY AUTOINCREMENT,
             connection_id TEXT NOT NULL,

@@ -4,8 +4,17 @@ using SocketStarter.Messages;
 namespace SocketStarter.ChatWorker.Gateway;
 
 /// <summary>The hub instances that said they are alive, and when; and the connections of those that went silent.</summary>
-public sealed class HubInstances(SqliteStore store, StoreWriter writer)
+public sealed class HubInstances(SqliteStore store, StoreWriter writer, TimeProvider time)
 {
+    /// <summary>
+    /// When the instance of connection <c>c</c> was last heard from: its latest heartbeat or the
+    /// latest event applied for any of its connections, whichever is later (ISO-8601 UTC text).
+    /// </summary>
+    public const string LastHeardSql = """
+        MAX(COALESCE((SELECT h.last_seen FROM gateway_hub_instances h WHERE h.hub_instance_id = c.hub_instance_id), ''),
+            (SELECT MAX(o.updated_at) FROM gateway_connections o WHERE o.hub_instance_id = c.hub_instance_id))
+        """;
+
     public Task RecordAsync(HubInstanceHeartbeat heartbeat, CancellationToken cancellationToken) =>
         writer.WriteAsync(async (connection, transaction, ct) =>
         {
@@ -21,13 +30,16 @@ public sealed class HubInstances(SqliteStore store, StoreWriter writer)
             command.Parameters.AddWithValue("$h", heartbeat.HubInstanceId);
             command.Parameters.AddWithValue("$n", heartbeat.ConnectionCount);
             command.Parameters.AddWithValue("$i", (long)heartbeat.Interval.TotalMilliseconds);
-            command.Parameters.AddWithValue("$at", heartbeat.SentAt.ToUniversalTime().ToString("O"));
+            // When this worker heard it, not the hub's own clock: a hub whose clock runs late must not look dead.
+            command.Parameters.AddWithValue("$at", time.GetUtcNow().ToString("O"));
             await command.ExecuteNonQueryAsync(ct);
         }, cancellationToken);
 
     /// <summary>
-    /// Open connections whose hub instance has not been heard from since <paramref name="silentSince"/>
-    /// (an instance never heard from counts from its connection's last event).
+    /// Open connections whose hub instance has not been heard from since <paramref name="silentSince"/>:
+    /// no heartbeat, and no event of any of its connections applied. Events of a dead instance still
+    /// queued behind a backlog keep it "heard from" until the last of them is applied, so expiry
+    /// does not overtake them.
     /// </summary>
     public async Task<IReadOnlyList<(string ConnectionId, string HubInstanceId)>> SilentConnectionsAsync(
         DateTimeOffset silentSince, int limit, CancellationToken cancellationToken)
@@ -36,8 +48,10 @@ public sealed class HubInstances(SqliteStore store, StoreWriter writer)
         await using var command = connection.CreateCommand();
         command.CommandText = """
             SELECT c.connection_id, c.hub_instance_id
-            FROM gateway_connections c LEFT JOIN gateway_hub_instances h ON h.hub_instance_id = c.hub_instance_id
-            WHERE c.closed_at IS NULL AND COALESCE(h.last_seen, c.updated_at) <= $silentSince
+            FROM gateway_connections c
+            WHERE c.closed_at IS NULL AND (
+            """ + LastHeardSql + """
+            ) <= $silentSince
             ORDER BY c.hub_instance_id, c.connection_id
             LIMIT $limit
             """;

@@ -68,6 +68,11 @@ public sealed partial class UpstreamEventProcessor(
                     new GatewayEventContext(connection, transaction, upstream, publisher, time, cancellationToken),
                     new InvalidOperationException($"Event {upstream.Seq} arrived after Worker:GapWaitLimit gave it up."));
             }
+            else if (last == ExpiredSeq)
+            {
+                // Its hub instance went silent and the connection was let go; this one came later still.
+                LogSkippedAfterExpiry(upstream.ConnectionId, upstream.Seq, upstream.HubInstanceId);
+            }
             else
             {
                 LogDuplicate(upstream.ConnectionId, upstream.Seq, last);
@@ -107,9 +112,10 @@ public sealed partial class UpstreamEventProcessor(
             {
                 check.Transaction = transaction;
                 check.CommandText = """
-                    SELECT c.closed_at IS NULL AND COALESCE(h.last_seen, c.updated_at) <= $silentSince
-                    FROM gateway_connections c LEFT JOIN gateway_hub_instances h ON h.hub_instance_id = c.hub_instance_id
-                    WHERE c.connection_id = $c
+                    SELECT c.closed_at IS NULL AND (
+                    """ + HubInstances.LastHeardSql + """
+                    ) <= $silentSince
+                    FROM gateway_connections c WHERE c.connection_id = $c
                     """;
                 check.Parameters.AddWithValue("$c", connectionId);
                 check.Parameters.AddWithValue("$silentSince", silentSince.ToUniversalTime().ToString("O"));
@@ -208,6 +214,9 @@ public sealed partial class UpstreamEventProcessor(
 
     [LoggerMessage(LogLevel.Error, "Connection {ConnectionId}: seq {Seq} arrived after it was given up; not applied, the client is told")]
     private partial void LogArrivedAfterGivenUp(string connectionId, long seq);
+
+    [LoggerMessage(LogLevel.Warning, "Connection {ConnectionId}: seq {Seq} arrived after its hub instance {HubInstanceId} was declared dead and the connection expired; skipped")]
+    private partial void LogSkippedAfterExpiry(string connectionId, long seq, string hubInstanceId);
 
     [LoggerMessage(LogLevel.Debug, "Connection {ConnectionId}: seq {Seq} already applied (last {LastSeq}); skipped")]
     private partial void LogDuplicate(string connectionId, long seq, long lastSeq);

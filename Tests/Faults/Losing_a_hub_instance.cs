@@ -36,6 +36,8 @@ public sealed class Losing_a_hub_instance
 
         foreach (var text in new[] { "missed 1", "missed 2", "missed 3" })
             await bob.SendAsync("say", new { room = "lobby", text });
+        // Said and delivered before Ada is back: she gets them from the resume, not also live.
+        await bob.WaitForAsync("message", p => p.GetProperty("text").GetString() == "missed 3");
         var adaAgain = await system.ConnectAsync(survivor);
         await adaAgain.SendAsync("resume", new { token, lastSeen = new Dictionary<string, long> { ["lobby"] = lastSeen } });
         var resumed = (await adaAgain.WaitForAsync("resumed")).GetProperty("rooms").EnumerateArray().Single();

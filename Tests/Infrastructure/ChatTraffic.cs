@@ -85,6 +85,7 @@ public sealed partial class ChatTraffic : IAsyncDisposable
     {
         var accepted = _members.SelectMany(m => m.Outcomes.Where(o => o.Value == Outcome.Accepted).Select(o => (m.Name, m.Room, N: o.Key))).ToList();
         var refused = _members.SelectMany(m => m.Outcomes.Where(o => o.Value == Outcome.Refused).Select(o => $"{m.Name}#{o.Key}")).ToHashSet();
+        var inDoubt = _members.SelectMany(m => m.Outcomes.Where(o => o.Value == Outcome.InDoubt).Select(o => $"{m.Name}#{o.Key}")).ToHashSet();
         long delivered = 0, copies = 0, lost = 0, reordered = 0, refusedButDelivered = 0;
         var seqsByText = new Dictionary<string, HashSet<long>>();
         var latencies = new List<double>();
@@ -111,7 +112,9 @@ public sealed partial class ChatTraffic : IAsyncDisposable
             }
 
             // Order per sender: live arrivals in the order sent, and the room's seqs in the order sent.
-            foreach (var bySender in firsts.GroupBy(a => Parse(a.Text).From))
+            // Order holds per connection; an in-doubt send died with its connection and may be
+            // applied after what the sender said on its next one, so it is left out.
+            foreach (var bySender in firsts.Where(a => !inDoubt.Contains(a.Text)).GroupBy(a => Parse(a.Text).From))
             {
                 reordered += Inversions(bySender.Where(a => !a.Resumed).Select(a => Parse(a.Text).N));
                 reordered += Inversions(bySender.OrderBy(a => a.Seq).Select(a => Parse(a.Text).N));

@@ -81,6 +81,9 @@ public sealed class TcpProxy : IAsyncDisposable
             await upstream.ConnectAsync(_target.Host, _target.Port, _stop.Token);
             lock (_open)
             {
+                // Cut while it was connecting: it goes down with the others.
+                if (_link.Task != link)
+                    return;
                 _open.Add(client);
                 _open.Add(upstream);
             }

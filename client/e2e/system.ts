@@ -173,7 +173,7 @@ export class FailoverProxy {
         client.on('close', () => upstream.destroy())
         client.on('error', () => upstream.destroy())
       }
-      if (proxy!.holding) proxy!.held.push(() => tryTarget(0))
+      if (proxy!.holding) proxy!.held.push(() => !client.destroyed && tryTarget(0))
       else tryTarget(0)
     })
     const port = await freePort()
