@@ -88,7 +88,10 @@ public sealed class Running_the_benchmarks
         var json = Path.Combine(Path.GetTempPath(), $"socketstarter-bench-{Guid.NewGuid():N}.json");
         try
         {
-            var (exitCode, output) = await StartBenchAsync([scenario, "--tiny", "--json", json,
+            // A pause in deliveries is not a loss: with 2 competing workers, one connection's events
+            // can circle the queue waiting for each other for many seconds (bench/RESULTS.md), so
+            // only the run's drain limit (60 s) ends the wait, and what is left counts as missing.
+            var (exitCode, output) = await StartBenchAsync([scenario, "--tiny", "--drain-timeout", "60", "--json", json,
                 "--rabbitmq", TestRun.Broker.Amqp.ToString(), "--rabbitmq-management", TestRun.Broker.Management.ToString()]);
             Assert.That(exitCode, Is.Zero, output);
 
