@@ -88,8 +88,8 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
         var sessionId = Guid.NewGuid().ToString("N");
         var token = Base64Url(RandomNumberGenerator.GetBytes(32));
         // Only the token's hash is kept: a copy of the store does not let anyone take a session over.
-        await ExecuteAsync(context, "INSERT INTO chat_sessions (session_id, token, name, created_at) VALUES ($s, $t, $n, $at)",
-            ("$s", sessionId), ("$t", TokenHash(token)), ("$n", name), ("$at", context.Now.ToString("O")));
+        await ExecuteAsync(context, "INSERT INTO chat_sessions (session_id, token, name, created_at, user_id) VALUES ($s, $t, $n, $at, $u)",
+            ("$s", sessionId), ("$t", TokenHash(token)), ("$n", name), ("$at", context.Now.ToString("O")), ("$u", message.UserId));
         await ExecuteAsync(context, "UPDATE chat_connections SET session_id = $s WHERE connection_id = $c",
             ("$s", sessionId), ("$c", context.ConnectionId));
 
@@ -107,9 +107,11 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
         if (await FindSessionAsync(context) is not null)
             throw ChatError.AlreadySignedIn();
 
-        var sessions = await QueryAsync(context, "SELECT session_id, name FROM chat_sessions WHERE token = $t AND created_at >= $since",
+        // With authentication on, a session resumes only for the user it was given to: a leaked
+        // token is worth nothing to anyone else. (IS: equal, or both null in demo mode.)
+        var sessions = await QueryAsync(context, "SELECT session_id, name FROM chat_sessions WHERE token = $t AND created_at >= $since AND user_id IS $u",
             r => (Id: r.GetString(0), Name: r.GetString(1)),
-            ("$t", TokenHash(token)), ("$since", (context.Now - _options.SessionLifetime).ToString("O")));
+            ("$t", TokenHash(token)), ("$since", (context.Now - _options.SessionLifetime).ToString("O")), ("$u", message.UserId));
         if (sessions.Count == 0)
             throw ChatError.UnknownSession();
         var session = sessions[0];

@@ -10,7 +10,8 @@ public sealed class ChatSchema : IStoreSchema
             session_id TEXT PRIMARY KEY,
             token      TEXT NOT NULL UNIQUE,
             name       TEXT NOT NULL,
-            created_at TEXT NOT NULL
+            created_at TEXT NOT NULL,
+            user_id    TEXT NULL
         );
         CREATE TABLE IF NOT EXISTS chat_connections (
             connection_id   TEXT PRIMARY KEY,
@@ -40,4 +41,7 @@ public sealed class ChatSchema : IStoreSchema
             PRIMARY KEY (room, seq)
         );
         """;
+
+    /// <summary>The authenticated user a session belongs to (null in demo mode); added after 2026-12-01.</summary>
+    public IReadOnlyList<(string Table, string Column, string Definition)> AddedColumns => [("chat_sessions", "user_id", "TEXT NULL")];
 }

@@ -46,10 +46,28 @@ public sealed class SqliteStore(IOptions<StoreOptions> options) : IHealthCheck
         await using var transaction = connection.BeginTransaction();
         foreach (var schema in schemas)
         {
-            await using var command = connection.CreateCommand();
-            command.Transaction = transaction;
-            command.CommandText = schema.Ddl;
-            await command.ExecuteNonQueryAsync(cancellationToken);
+            await using (var command = connection.CreateCommand())
+            {
+                command.Transaction = transaction;
+                command.CommandText = schema.Ddl;
+                await command.ExecuteNonQueryAsync(cancellationToken);
+            }
+            // A store made by an older version: the columns added since. Workers starting at once
+            // take turns here (the transaction holds the write lock), so each column is added once.
+            foreach (var (table, column, definition) in schema.AddedColumns)
+            {
+                await using var exists = connection.CreateCommand();
+                exists.Transaction = transaction;
+                exists.CommandText = "SELECT COUNT(*) FROM pragma_table_info($table) WHERE name = $column";
+                exists.Parameters.AddWithValue("$table", table);
+                exists.Parameters.AddWithValue("$column", column);
+                if ((long)(await exists.ExecuteScalarAsync(cancellationToken))! > 0)
+                    continue;
+                await using var add = connection.CreateCommand();
+                add.Transaction = transaction;
+                add.CommandText = $"ALTER TABLE \"{table}\" ADD COLUMN \"{column}\" {definition}";
+                await add.ExecuteNonQueryAsync(cancellationToken);
+            }
         }
         await transaction.CommitAsync(cancellationToken);
     }

@@ -53,6 +53,31 @@ public sealed class Connecting_with_a_token
     }
 
     [Test]
+    public async Task A_session_token_resumes_only_for_the_user_it_was_given_to()
+    {
+        var hub = await _system.StartHubAsync(_settings);
+        await _system.StartWorkerAsync();
+        var ada = await _system.ConnectAsync(hub, Token("user-a", "Ada"));
+        var token = (await ada.SignInAsync("ignored")).GetProperty("token").GetString();
+
+        // Someone else who got hold of Ada's session token.
+        var mallory = await _system.ConnectAsync(hub, Token("user-m", "Mallory"));
+        var stolen = await mallory.SendAsync("resume", new { token });
+        var refused = await mallory.WaitForErrorAsync(stolen);
+        // Ada herself, on a new connection.
+        var adaAgain = await _system.ConnectAsync(hub, Token("user-a", "Ada"));
+        await adaAgain.SendAsync("resume", new { token });
+        var resumed = await adaAgain.WaitForAsync("resumed");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(refused.GetProperty("code").GetString(), Is.EqualTo("unknown_session"));
+            Assert.That(mallory.Events("resumed"), Is.Empty);
+            Assert.That(resumed.GetProperty("name").GetString(), Is.EqualTo("Ada"));
+        });
+    }
+
+    [Test]
     public async Task Stamps_the_user_id_and_name_from_the_token_on_every_upstream_event()
     {
         var hub = await _system.StartHubAsync(_settings);

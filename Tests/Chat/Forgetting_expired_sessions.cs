@@ -39,7 +39,7 @@ public sealed class Forgetting_expired_sessions
         var old = clock.GetUtcNow() - lifetime - TimeSpan.FromMinutes(1);
         var recent = clock.GetUtcNow() - TimeSpan.FromHours(1);
         await ExecuteAsync($"""
-            INSERT INTO chat_sessions VALUES ('old-idle', 'h1', 'A', '{old:O}'), ('old-connected', 'h2', 'B', '{old:O}'), ('recent-idle', 'h3', 'C', '{recent:O}');
+            INSERT INTO chat_sessions (session_id, token, name, created_at) VALUES ('old-idle', 'h1', 'A', '{old:O}'), ('old-connected', 'h2', 'B', '{old:O}'), ('recent-idle', 'h3', 'C', '{recent:O}');
             INSERT INTO chat_connections VALUES ('conn-b', 'hub', 'old-connected', '{old:O}');
             INSERT INTO chat_members VALUES ('lobby', 'old-idle', '{old:O}'), ('lobby', 'old-connected', '{old:O}');
             """);
