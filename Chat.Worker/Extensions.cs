@@ -38,6 +38,7 @@ public static class Extensions
 
         builder.Services.AddSingleton<Outbox>();
         builder.Services.AddSingleton<UpstreamEventProcessor>();
+        builder.Services.AddSingleton<WorkerMetrics>();
         builder.Services.AddSingleton<HubInstances>();
         builder.Services.AddHostedService<OutboxSweeper>();
         builder.Services.AddHostedService<HubInstanceReaper>();

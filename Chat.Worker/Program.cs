@@ -3,7 +3,7 @@ using SocketStarter.ServiceDefaults;
 
 var builder = WebApplication.CreateBuilder(args);
 
-builder.AddServiceDefaults();
+builder.AddServiceDefaults(WorkerMetrics.MeterName);
 builder.AddChatWorker();
 
 var app = builder.Build();

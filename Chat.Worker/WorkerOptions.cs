@@ -13,11 +13,16 @@ public sealed class WorkerOptions
 
     /// <summary>Messages the broker hands this worker ahead of processing.</summary>
     [Range(1, 10_000, ErrorMessage = "Worker:PrefetchCount must be between 1 and 10000.")]
-    public int PrefetchCount { get; set; } = 32;
+    public int PrefetchCount { get; set; } = 64;
 
-    /// <summary>Messages processed at once by this worker.</summary>
+    /// <summary>
+    /// Messages in processing at once by this worker, waiting ones included. Keep it at least
+    /// <see cref="PrefetchCount"/>: every prefetched event then has a slot, so one waiting for its
+    /// predecessor never keeps that predecessor out. Store writes are one at a time (group commit)
+    /// whatever this is.
+    /// </summary>
     [Range(1, 1_000, ErrorMessage = "Worker:ConcurrentMessageLimit must be between 1 and 1000.")]
-    public int ConcurrentMessageLimit { get; set; } = 8;
+    public int ConcurrentMessageLimit { get; set; } = 64;
 
     /// <summary>Retries of a failing event before it is skipped and parked in the error queue.</summary>
     [Range(0, 100, ErrorMessage = "Worker:RetryLimit must be between 0 and 100.")]

@@ -14,6 +14,7 @@ public sealed partial class UpstreamConsumer(
     UpstreamEventProcessor processor,
     IGatewayApplication application,
     IOptions<WorkerOptions> options,
+    WorkerMetrics metrics,
     TimeProvider time,
     ILogger<UpstreamConsumer> logger) :
     IConsumer<ClientConnected>,
@@ -27,7 +28,7 @@ public sealed partial class UpstreamConsumer(
     // Without progress, a few times straight back to the queue (the predecessor is usually being
     // applied right now), then pauses that grow, so a long wait does not spin.
     private const int ImmediateAttempts = 3;
-    private static readonly TimeSpan TurnWait = TimeSpan.FromMilliseconds(250);
+    private static readonly TimeSpan TurnWait = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan FirstPause = TimeSpan.FromMilliseconds(5);
     private static readonly TimeSpan LongestPause = TimeSpan.FromMilliseconds(200);
 
@@ -43,6 +44,8 @@ public sealed partial class UpstreamConsumer(
     private async Task HandleAsync<T>(ConsumeContext<T> context, UpstreamEvent upstream, Func<GatewayEventContext, Task> apply)
         where T : class
     {
+        // Later events of this connection in this worker wait for this one to finish.
+        using var turn = processor.Enter(upstream);
         try
         {
             await ApplyInTurnAsync(context, upstream, apply);
@@ -73,17 +76,23 @@ public sealed partial class UpstreamConsumer(
         }
         catch (SequenceGapException gap)
         {
-            // On first delivery the predecessor is usually being applied by another worker right now:
-            // wait briefly in place. The wait is bounded, so a predecessor queued behind this event in
-            // this worker's own buffer is delayed by at most that long, never starved. A copy that
-            // already went round (events arrived out of order) goes straight on to the queue.
-            if (ReadHeader(context, WaitAttemptHeader) is null
-                && await processor.WaitForTurnAsync(upstream, TurnWait, context.CancellationToken)
-                && await TryProcessAsync(context, upstream, apply))
+            // On first delivery the predecessor is usually right behind this event in this worker's
+            // own buffer, or being applied by another worker right now: wait briefly in place (this
+            // holds no lock; the predecessor runs meanwhile). A copy that already went round goes
+            // straight on to the queue.
+            if (ReadHeader(context, WaitAttemptHeader) is null && await WaitInPlaceAsync(context, upstream, apply))
+            {
+                metrics.WaitedInPlace();
                 return;
+            }
 
             if (await WaitForPredecessorAsync(context, gap))
+            {
+                metrics.Requeued();
                 return;
+            }
+
+            metrics.GaveUp();
 
             // No progress for Worker:GapWaitLimit: give the missing events up rather than stall the
             // connection for good. Should one of them turn up later, its client is told it was dropped.
@@ -100,6 +109,23 @@ public sealed partial class UpstreamConsumer(
                 await ResendAsync(context, DateTimeOffset.MinValue, attempt: 0, gap.LastApplied);
             }
         }
+    }
+
+    /// <summary>
+    /// Waits in place for the event's turn and processes it: behind an earlier event of the same
+    /// connection in this worker for as long as that one takes, otherwise while the connection makes
+    /// progress elsewhere (another worker applying its earlier events), until it stands still for
+    /// <see cref="TurnWait"/>. False if the turn did not come.
+    /// </summary>
+    private async Task<bool> WaitInPlaceAsync<T>(ConsumeContext<T> context, UpstreamEvent upstream, Func<GatewayEventContext, Task> apply)
+        where T : class
+    {
+        while (await processor.WaitForTurnAsync(upstream, TurnWait, context.CancellationToken))
+        {
+            if (await TryProcessAsync(context, upstream, apply))
+                return true;
+        }
+        return false;
     }
 
     /// <summary>Processes the event now that its turn came; false if another gap opened meanwhile.</summary>

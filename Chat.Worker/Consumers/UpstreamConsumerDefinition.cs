@@ -6,15 +6,17 @@ using SocketStarter.Messages;
 namespace SocketStarter.ChatWorker.Consumers;
 
 /// <summary>The workers' queue: quorum, shared by every worker, with bounded retries before the error queue.</summary>
-public sealed class UpstreamConsumerDefinition : ConsumerDefinition<UpstreamConsumer>
+public sealed partial class UpstreamConsumerDefinition : ConsumerDefinition<UpstreamConsumer>
 {
     private readonly WorkerOptions _options;
 
-    public UpstreamConsumerDefinition(IOptions<WorkerOptions> options)
+    public UpstreamConsumerDefinition(IOptions<WorkerOptions> options, ILogger<UpstreamConsumerDefinition> logger)
     {
         _options = options.Value;
         EndpointName = _options.Queue;
         ConcurrentMessageLimit = _options.ConcurrentMessageLimit;
+        if (_options.ConcurrentMessageLimit < _options.PrefetchCount)
+            LogFewerSlotsThanPrefetch(logger, _options.ConcurrentMessageLimit, _options.PrefetchCount);
     }
 
     protected override void ConfigureConsumer(
@@ -34,11 +36,12 @@ public sealed class UpstreamConsumerDefinition : ConsumerDefinition<UpstreamCons
                 r.Intervals(Enumerable.Range(1, _options.RetryLimit).Select(i => TimeSpan.FromMilliseconds(100 * i)).ToArray()));
         }
 
-        // One connection's events in this worker go one at a time, in the order they arrived, so
-        // they do not race each other into gaps; different connections still run in parallel.
-        var partitioner = endpointConfigurator.CreatePartitioner(_options.ConcurrentMessageLimit);
-        consumerConfigurator.Message<ClientConnected>(m => m.UsePartitioner(partitioner, c => c.Message.ConnectionId));
-        consumerConfigurator.Message<ClientMessage>(m => m.UsePartitioner(partitioner, c => c.Message.ConnectionId));
-        consumerConfigurator.Message<ClientDisconnected>(m => m.UsePartitioner(partitioner, c => c.Message.ConnectionId));
+        // No partitioner by connection: two events of one connection may run at once here, and the
+        // later one waits for the earlier without holding anything the earlier needs (see
+        // UpstreamEventProcessor.WaitForTurnAsync). A partition would make it wait while holding the
+        // partition, blocking its own predecessor, whenever deliveries reach it out of order.
     }
+
+    [LoggerMessage(LogLevel.Warning, "Worker:ConcurrentMessageLimit ({Limit}) is below Worker:PrefetchCount ({Prefetch}): an event that arrives before its predecessor holds a slot while it waits, and a predecessor prefetched behind it may find none free, so the wait ends only after a second without progress. Keep the limit at least the prefetch count.")]
+    private static partial void LogFewerSlotsThanPrefetch(ILogger logger, int limit, int prefetch);
 }

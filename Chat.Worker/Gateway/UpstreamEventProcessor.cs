@@ -22,7 +22,8 @@ public sealed partial class UpstreamEventProcessor(
 {
     public enum Outcome { Applied, Duplicate }
 
-    private static readonly TimeSpan TurnPollInterval = TimeSpan.FromMilliseconds(5);
+    // How often an event whose predecessor is not in this process looks for progress made elsewhere.
+    private static readonly TimeSpan TurnPollInterval = TimeSpan.FromMilliseconds(20);
 
     /// <param name="givenUp">Predecessors this event no longer waits for; remembered, so that one
     /// arriving later is reported rather than dropped in silence.</param>
@@ -146,21 +147,94 @@ public sealed partial class UpstreamEventProcessor(
     public const long ExpiredSeq = long.MaxValue;
 
     /// <summary>
-    /// Waits, up to <paramref name="limit"/>, until the event's turn comes (its predecessor applied,
-    /// on any worker, and its replies sent), reading the store now and then. True when it came.
+    /// Marks the event as being in this process until the returned turn is disposed (after its
+    /// processing, replies included), so that a later event of the same connection here can wait
+    /// for it rather than for the store (see <see cref="WaitForTurnAsync"/>).
+    /// </summary>
+    public IDisposable Enter(UpstreamEvent upstream)
+    {
+        var turn = new Turn(this, upstream.ConnectionId, upstream.Seq);
+        lock (_inProcess)
+        {
+            if (!_inProcess.TryGetValue(upstream.ConnectionId, out var turns))
+                _inProcess[upstream.ConnectionId] = turns = [];
+            turns.Add(turn);
+        }
+        return turn;
+    }
+
+    /// <summary>
+    /// Waits until the event's turn may have come: its predecessor applied (on any worker) and its
+    /// replies sent. When an earlier event of the same connection is in this process (the usual
+    /// case: it was right ahead of this one in the queue), this waits for that event to finish, for
+    /// as long as it takes: that event's own wait is bounded. Otherwise it reads the store now and
+    /// then, for progress made by another worker, until the connection has not moved for
+    /// <paramref name="limit"/>. True when the caller should try the event again; false when it
+    /// stopped moving.
     /// </summary>
     public async Task<bool> WaitForTurnAsync(UpstreamEvent upstream, TimeSpan limit, CancellationToken cancellationToken)
     {
+        if (EarlierInProcess(upstream) is { } earlier)
+        {
+            await earlier.WaitAsync(cancellationToken);
+            return true;
+        }
+
         var started = time.GetTimestamp();
+        long? seen = null;
         await using var connection = await store.OpenAsync(cancellationToken);
         while (true)
         {
             var (last, pending) = await ProgressAsync(connection, null, upstream.ConnectionId, cancellationToken);
             if (upstream.Seq <= last || (upstream.FollowsDirectly(last) && !pending))
                 return true;
+            if (last > seen)
+                started = time.GetTimestamp(); // the connection moves: keep waiting
+            seen = last;
             if (time.GetElapsedTime(started) >= limit)
                 return false;
             await Task.Delay(TurnPollInterval, time, cancellationToken);
+            if (EarlierInProcess(upstream) is not null)
+                return true; // an earlier event arrived here meanwhile: wait for it instead
+        }
+    }
+
+    // The events of each connection being processed in this process, in no particular order.
+    private readonly Dictionary<string, List<Turn>> _inProcess = [];
+
+    /// <summary>The latest event of the same connection before this one that is in this process, if any.</summary>
+    private Task? EarlierInProcess(UpstreamEvent upstream)
+    {
+        lock (_inProcess)
+        {
+            Turn? latest = null;
+            if (_inProcess.TryGetValue(upstream.ConnectionId, out var turns))
+            {
+                foreach (var turn in turns)
+                {
+                    if (turn.Seq < upstream.Seq && (latest is null || turn.Seq > latest.Seq))
+                        latest = turn;
+                }
+            }
+            return latest?.Done;
+        }
+    }
+
+    private sealed class Turn(UpstreamEventProcessor processor, string connectionId, long seq) : IDisposable
+    {
+        private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public long Seq => seq;
+        public Task Done => _done.Task;
+
+        public void Dispose()
+        {
+            lock (processor._inProcess)
+            {
+                if (processor._inProcess.TryGetValue(connectionId, out var turns) && turns.Remove(this) && turns.Count == 0)
+                    processor._inProcess.Remove(connectionId);
+            }
+            _done.TrySetResult();
         }
     }
 

@@ -47,4 +47,43 @@ public sealed class Firing_events_without_waiting
             Assert.That(listener.Events("error").Concat(sender.Events("error")), Is.Empty);
         });
     }
+
+    [Test]
+    public async Task One_worker_drains_a_backlog_of_many_connections_in_order_without_sending_any_event_back_to_the_queue()
+    {
+        const int Clients = 16, Says = 40;
+        await using var system = await TestSystem.CreateAsync();
+        var hub = await system.StartHubAsync();
+        var setup = await system.StartWorkerAsync();
+        var clients = new List<ChatClient>();
+        for (var i = 0; i < Clients; i++)
+            clients.Add(await system.ConnectAsAsync(hub, $"User{i}", $"room{i}"));
+        await system.StopAsync(setup);
+
+        // While no worker runs, every client fires all its messages at once: a backlog in which the
+        // connections' events interleave, several of each in any worker's prefetch at a time.
+        await Task.WhenAll(clients.Select((client, i) =>
+            Task.WhenAll(Enumerable.Range(1, Says).Select(n => client.SendAsync("say", new { room = $"room{i}", text = $"m{n}" })))));
+
+        // A worker process of its own, with its default settings, so its metrics are its alone.
+        await using var worker = await ServiceProcess.StartAsync("Chat.Worker.dll", system.Settings(), system.Directory);
+        await Wait.UntilAsync(() => clients.Select((client, i) => client.Messages($"room{i}").Count).All(count => count >= Says),
+            "every client received all its messages", TimeSpan.FromSeconds(90));
+        await Wait.UntilAsync(async () => await system.Broker.QueueDepthAsync(system.VirtualHost, "chat-worker") == (0, 0),
+            "the queue is empty");
+
+        using var http = new HttpClient();
+        var metrics = await http.GetStringAsync(new Uri(worker.BaseAddress, "metrics"));
+        var expected = Enumerable.Range(1, Says).Select(n => $"m{n}").ToList();
+        TestContext.Out.WriteLine($"events that overtook their predecessor and waited in place: {Prometheus.Sample(metrics, "worker_events_out_of_turn_total", "resolved=\"in_place\"")}");
+        Assert.Multiple(() =>
+        {
+            for (var i = 0; i < Clients; i++)
+                Assert.That(clients[i].Messages($"room{i}").Select(m => m.Text), Is.EqualTo(expected), $"client {i}: each once, in the order sent");
+            // An event that overtook its predecessor in the worker waits for it in place; one sent to
+            // the back of a long queue would hold up every later event of its connection.
+            Assert.That(Prometheus.Sample(metrics, "worker_events_out_of_turn_total", "resolved=\"requeued\""), Is.Zero, "events sent back to the queue");
+            Assert.That(Prometheus.Sample(metrics, "worker_events_out_of_turn_total", "resolved=\"given_up\""), Is.Zero, "predecessors given up");
+        });
+    }
 }

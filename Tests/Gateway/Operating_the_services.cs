@@ -1,10 +1,8 @@
-using System.Globalization;
-using System.Text.RegularExpressions;
 using SocketStarter.Tests.Infrastructure;
 
 namespace SocketStarter.Tests.Gateway;
 
-public sealed partial class Operating_the_services
+public sealed class Operating_the_services
 {
     [Test]
     public async Task Both_answer_liveness_readiness_and_metrics_whose_counters_move_under_traffic_per_hub_instance()
@@ -32,9 +30,9 @@ public sealed partial class Operating_the_services
         await Wait.UntilAsync(async () =>
         {
             after = await http.GetStringAsync(new Uri(hub, "metrics"));
-            return Sample(after, "gateway_events_accepted_total", "") - Sample(before, "gateway_events_accepted_total", "") >= Sends
-                && Sample(after, "gateway_events_rejected_total", "reason=\"invalid_type\"") >= 1
-                && Sample(after, "gateway_commands_applied_total", "command=\"SendToGroup\"") > Sample(before, "gateway_commands_applied_total", "command=\"SendToGroup\"");
+            return Prometheus.Sample(after, "gateway_events_accepted_total", "") - Prometheus.Sample(before, "gateway_events_accepted_total", "") >= Sends
+                && Prometheus.Sample(after, "gateway_events_rejected_total", "reason=\"invalid_type\"") >= 1
+                && Prometheus.Sample(after, "gateway_commands_applied_total", "command=\"SendToGroup\"") > Prometheus.Sample(before, "gateway_commands_applied_total", "command=\"SendToGroup\"");
         }, "the hub's metrics show the accepted, rejected and applied counters moving");
 
         foreach (var service in new[] { hub, workerBase })
@@ -50,22 +48,13 @@ public sealed partial class Operating_the_services
         Assert.Multiple(() =>
         {
             // Counted on this instance, and the series say which instance they come from.
-            Assert.That(Sample(after, "gateway_events_accepted_total", "hub_instance=\"hub-metrics\"") - Sample(before, "gateway_events_accepted_total", ""), Is.GreaterThanOrEqualTo(Sends));
-            Assert.That(Sample(after, "gateway_connections", "hub_instance=\"hub-metrics\""), Is.EqualTo(1));
-            Assert.That(Sample(after, "gateway_publish_duration_milliseconds_count", "hub_instance=\"hub-metrics\""), Is.GreaterThanOrEqualTo(Sends));
+            Assert.That(Prometheus.Sample(after, "gateway_events_accepted_total", "hub_instance=\"hub-metrics\"") - Prometheus.Sample(before, "gateway_events_accepted_total", ""), Is.GreaterThanOrEqualTo(Sends));
+            Assert.That(Prometheus.Sample(after, "gateway_connections", "hub_instance=\"hub-metrics\""), Is.EqualTo(1));
+            Assert.That(Prometheus.Sample(after, "gateway_publish_duration_milliseconds_count", "hub_instance=\"hub-metrics\""), Is.GreaterThanOrEqualTo(Sends));
             Assert.That(after, Does.Match("target_info\\{[^}]*service_instance_id=\"hub-metrics\""));
             // MassTransit's own meter, in both services.
-            Assert.That(Sample(after, "messaging_masstransit_send_ea_total", "messaging_masstransit_message_type=\"ClientMessage\""), Is.GreaterThanOrEqualTo(Sends));
-            Assert.That(Sample(workerMetrics, "messaging_masstransit_consume_ea_total", "messaging_masstransit_message_type=\"ClientMessage\""), Is.GreaterThanOrEqualTo(Sends));
+            Assert.That(Prometheus.Sample(after, "messaging_masstransit_send_ea_total", "messaging_masstransit_message_type=\"ClientMessage\""), Is.GreaterThanOrEqualTo(Sends));
+            Assert.That(Prometheus.Sample(workerMetrics, "messaging_masstransit_consume_ea_total", "messaging_masstransit_message_type=\"ClientMessage\""), Is.GreaterThanOrEqualTo(Sends));
         });
     }
-
-    /// <summary>The sum of a metric's samples whose labels contain <paramref name="label"/>.</summary>
-    private static double Sample(string exposition, string metric, string label) =>
-        SampleLine().Matches(exposition)
-            .Where(m => m.Groups["name"].Value == metric && m.Groups["labels"].Value.Contains(label, StringComparison.Ordinal))
-            .Sum(m => double.Parse(m.Groups["value"].Value, CultureInfo.InvariantCulture));
-
-    [GeneratedRegex(@"^(?<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?<labels>[^}]*)\})? (?<value>\S+)", RegexOptions.Multiline)]
-    private static partial Regex SampleLine();
 }

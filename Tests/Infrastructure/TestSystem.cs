@@ -85,7 +85,7 @@ public sealed class TestSystem : IAsyncDisposable
     public static WebApplication BuildWorker(IDictionary<string, string?> settings, string? contentRoot = null)
     {
         var builder = CreateBuilder(typeof(WorkerOptions), settings, contentRoot);
-        builder.AddServiceDefaults();
+        builder.AddServiceDefaults(WorkerMetrics.MeterName);
         builder.AddChatWorker();
         var app = builder.Build();
         app.MapDefaultEndpoints();

@@ -1,0 +1,26 @@
+using System.Diagnostics.Metrics;
+
+namespace SocketStarter.ChatWorker;
+
+/// <summary>
+/// How often an event arrives before its predecessor, and how that ends: waited for in place (the
+/// cheap way), sent to the back of the queue (costly under a backlog: all the connection's later
+/// events wait behind it), or its missing predecessors given up.
+/// </summary>
+public sealed class WorkerMetrics
+{
+    public const string MeterName = "SocketStarter.Worker";
+
+    private readonly Counter<long> _outOfTurn;
+
+    public WorkerMetrics(IMeterFactory meterFactory)
+    {
+        var meter = meterFactory.Create(MeterName);
+        _outOfTurn = meter.CreateCounter<long>("worker.events.out_of_turn",
+            description: "Events that arrived before their predecessor was applied, by how the wait ended (in_place, requeued, given_up).");
+    }
+
+    public void WaitedInPlace() => _outOfTurn.Add(1, new KeyValuePair<string, object?>("resolved", "in_place"));
+    public void Requeued() => _outOfTurn.Add(1, new KeyValuePair<string, object?>("resolved", "requeued"));
+    public void GaveUp() => _outOfTurn.Add(1, new KeyValuePair<string, object?>("resolved", "given_up"));
+}
