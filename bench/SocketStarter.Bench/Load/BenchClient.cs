@@ -45,7 +45,14 @@ public sealed class BenchClient : IAsyncDisposable
     public static async Task<BenchClient> ConnectAsync(Uri hubUrl, Stats stats, CancellationToken cancellationToken)
     {
         var connection = new HubConnectionBuilder()
-            .WithUrl(hubUrl, o => o.Transports = HttpTransportType.WebSockets)
+            .WithUrl(hubUrl, o =>
+            {
+                // As the web client connects: straight to the WebSocket, no negotiate request, so
+                // each user is one TCP connection to the hub (a negotiate request leaves a second,
+                // kept-alive HTTP connection open per user, which the idle figures would count).
+                o.Transports = HttpTransportType.WebSockets;
+                o.SkipNegotiation = true;
+            })
             .Build();
         connection.ServerTimeout = TimeSpan.FromSeconds(120);
         connection.HandshakeTimeout = TimeSpan.FromSeconds(60);

@@ -47,11 +47,13 @@ public sealed class LoadRun(ITarget target, LoadPlan plan, string label, Stats s
                     await client.SignInAndJoinAsync($"u{i}", $"r{i / plan.RoomSize}", roomSize, cancellationToken);
                 }
             }
-            catch (Exception ex) when (ex is HttpRequestException or IOException or InvalidOperationException or TimeoutException
-                or System.Net.WebSockets.WebSocketException)
+            catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
             {
+                // Counted by kind, never fatal: a target that refuses connections is a result. (When
+                // every transport fails, SignalR wraps the reason in an AggregateException.)
                 Interlocked.Increment(ref failures);
-                stats.Error("connect:" + ex.GetType().Name);
+                var reason = ex is AggregateException { InnerExceptions: [var first, ..] } ? first : ex;
+                stats.Error("connect:" + (reason.InnerException ?? reason).GetType().Name);
             }
             finally
             {
