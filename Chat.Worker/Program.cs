@@ -1,4 +1,5 @@
 using SocketStarter.ChatWorker;
+using SocketStarter.GatewayWorker;
 using SocketStarter.ServiceDefaults;
 
 var builder = WebApplication.CreateBuilder(args);

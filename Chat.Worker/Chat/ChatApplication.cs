@@ -1,14 +1,14 @@
 using System.Security.Cryptography;
 using System.Text.Json.Serialization;
 using Microsoft.Extensions.Options;
-using SocketStarter.ChatWorker.Gateway;
+using SocketStarter.GatewayWorker;
 using SocketStarter.Messages;
 
 namespace SocketStarter.ChatWorker.Chat;
 
 /// <summary>
 /// The demo chat: sign in with a name, join and leave rooms, say things, see who is there and what
-/// was said. Everything it knows is in the store; it sends replies only through the gateway.
+/// was said. Everything it knows is in its tables (Migrations/); it sends replies only through the gateway.
 /// </summary>
 /// <remarks>
 /// Events to clients: <c>signedIn</c>, <c>resumed</c> (per room: members, what was missed, the room's last seq), <c>joined</c> (members, recent history, the room's last seq),
@@ -21,16 +21,16 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
 
     public async Task OnConnectedAsync(GatewayEventContext context, ClientConnected message)
     {
-        await ExecuteAsync(context, """
+        await context.ExecuteAsync("""
             INSERT INTO chat_connections (connection_id, hub_instance_id, session_id, connected_at)
-            VALUES ($c, $h, NULL, $at) ON CONFLICT (connection_id) DO NOTHING
-            """, ("$c", message.ConnectionId), ("$h", message.HubInstanceId), ("$at", context.Now.ToString("O")));
+            VALUES (@connectionId, @hubInstanceId, NULL, @now) ON CONFLICT (connection_id) DO NOTHING
+            """, new { connectionId = message.ConnectionId, hubInstanceId = message.HubInstanceId, now = context.Now });
     }
 
     public async Task OnMessageAsync(GatewayEventContext context, ClientMessage message)
     {
         // A refused request writes nothing: everything since the savepoint is undone, replies included.
-        await ExecuteAsync(context, "SAVEPOINT chat_event");
+        await context.Transaction.SaveAsync("chat_event", context.CancellationToken);
         try
         {
             switch (message.Type)
@@ -42,12 +42,11 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
                 case "say": await SayAsync(context, message); break;
                 default: throw ChatError.UnknownType(message.Type);
             }
-            await ExecuteAsync(context, "RELEASE chat_event");
+            await context.Transaction.ReleaseAsync("chat_event", context.CancellationToken);
         }
         catch (ChatError error)
         {
-            await ExecuteAsync(context, "ROLLBACK TO chat_event");
-            await ExecuteAsync(context, "RELEASE chat_event");
+            await context.Transaction.RollbackAsync("chat_event", context.CancellationToken);
             await context.SendToConnectionAsync(context.ConnectionId, "error",
                 new { code = error.Code, message = error.Message, seq = message.Seq, type = message.Type });
         }
@@ -56,20 +55,19 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
     public async Task OnDisconnectedAsync(GatewayEventContext context, ClientDisconnected message)
     {
         var session = await FindSessionAsync(context);
-        await ExecuteAsync(context, "DELETE FROM chat_connections WHERE connection_id = $c", ("$c", context.ConnectionId));
+        await context.ExecuteAsync("DELETE FROM chat_connections WHERE connection_id = @connectionId", new { connectionId = context.ConnectionId });
         if (session is null)
             return;
 
-        var stillConnected = await ScalarAsync(context,
-            "SELECT COUNT(*) FROM chat_connections WHERE session_id = $s", ("$s", session.Value.Id)) is long n && n > 0;
+        var stillConnected = await context.ExecuteScalarAsync<bool>(
+            "SELECT EXISTS (SELECT 1 FROM chat_connections WHERE session_id = @sessionId)", new { sessionId = session.Id });
         if (stillConnected)
             return;
 
-        var rooms = await QueryAsync(context, "SELECT room FROM chat_members WHERE session_id = $s ORDER BY room",
-            r => r.GetString(0), ("$s", session.Value.Id));
-        await ExecuteAsync(context, "DELETE FROM chat_members WHERE session_id = $s", ("$s", session.Value.Id));
-        foreach (var room in rooms)
-            await context.SendToGroupAsync(ChatRules.Group(room), "memberLeft", new { room, name = session.Value.Name }, context.ConnectionId);
+        var rooms = await context.QueryAsync<string>(
+            "DELETE FROM chat_members WHERE session_id = @sessionId RETURNING room", new { sessionId = session.Id });
+        foreach (var room in rooms.Order(StringComparer.Ordinal))
+            await context.SendToGroupAsync(ChatRules.Group(room), "memberLeft", new { room, name = session.Name }, context.ConnectionId);
     }
 
     public Task OnFailedAsync(GatewayEventContext context, Exception exception) =>
@@ -87,11 +85,11 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
 
         var sessionId = Guid.NewGuid().ToString("N");
         var token = Base64Url(RandomNumberGenerator.GetBytes(32));
-        // Only the token's hash is kept: a copy of the store does not let anyone take a session over.
-        await ExecuteAsync(context, "INSERT INTO chat_sessions (session_id, token, name, created_at, user_id) VALUES ($s, $t, $n, $at, $u)",
-            ("$s", sessionId), ("$t", TokenHash(token)), ("$n", name), ("$at", context.Now.ToString("O")), ("$u", message.UserId));
-        await ExecuteAsync(context, "UPDATE chat_connections SET session_id = $s WHERE connection_id = $c",
-            ("$s", sessionId), ("$c", context.ConnectionId));
+        // Only the token's hash is kept: a copy of the database does not let anyone take a session over.
+        await context.ExecuteAsync("""
+            INSERT INTO chat_sessions (session_id, token, name, created_at, user_id) VALUES (@sessionId, @token, @name, @now, @userId);
+            UPDATE chat_connections SET session_id = @sessionId WHERE connection_id = @connectionId;
+            """, new { sessionId, token = TokenHash(token), name, now = context.Now, userId = message.UserId, connectionId = context.ConnectionId });
 
         await context.SendToConnectionAsync(context.ConnectionId, "signedIn", new { name, sessionId, token });
     }
@@ -108,36 +106,34 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
             throw ChatError.AlreadySignedIn();
 
         // With authentication on, a session resumes only for the user it was given to: a leaked
-        // token is worth nothing to anyone else. (IS: equal, or both null in demo mode.)
-        var sessions = await QueryAsync(context, "SELECT session_id, name FROM chat_sessions WHERE token = $t AND created_at >= $since AND user_id IS $u",
-            r => (Id: r.GetString(0), Name: r.GetString(1)),
-            ("$t", TokenHash(token)), ("$since", (context.Now - _options.SessionLifetime).ToString("O")), ("$u", message.UserId));
-        if (sessions.Count == 0)
-            throw ChatError.UnknownSession();
-        var session = sessions[0];
+        // token is worth nothing to anyone else (equal, or both null in demo mode).
+        var session = await context.QuerySingleOrDefaultAsync<Session>("""
+            SELECT session_id AS Id, name FROM chat_sessions
+            WHERE token = @token AND created_at >= @since AND user_id IS NOT DISTINCT FROM @userId
+            """, new { token = TokenHash(token), since = context.Now - _options.SessionLifetime, userId = message.UserId })
+            ?? throw ChatError.UnknownSession();
 
         // The rooms it is still in (another connection of it may be open) and those it names, together.
-        var current = await QueryAsync(context, "SELECT room FROM chat_members WHERE session_id = $s", r => r.GetString(0), ("$s", session.Id));
+        var current = await context.QueryAsync<string>("SELECT room FROM chat_members WHERE session_id = @sessionId", new { sessionId = session.Id });
         if (current.Union(lastSeen.Select(r => r.Room), StringComparer.Ordinal).Count() > _options.MaxRoomsPerSession)
             throw ChatError.TooManyRooms(_options.MaxRoomsPerSession);
 
-        await ExecuteAsync(context, "UPDATE chat_connections SET session_id = $s WHERE connection_id = $c",
-            ("$s", session.Id), ("$c", context.ConnectionId));
+        await context.ExecuteAsync("UPDATE chat_connections SET session_id = @sessionId WHERE connection_id = @connectionId",
+            new { sessionId = session.Id, connectionId = context.ConnectionId });
 
         var rooms = new List<object>();
         foreach (var (room, seen) in lastSeen)
         {
             var isNew = await EnterAsync(context, room, session);
-            var missed = await QueryAsync(context,
-                "SELECT seq, sender, text, sent_at FROM chat_messages WHERE room = $r AND seq > $seen ORDER BY seq LIMIT $n",
-                r => new RoomMessage(room, r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetString(3)),
-                ("$r", room), ("$seen", seen), ("$n", _options.ResumeLimit + 1));
+            var missed = await context.QueryAsync<StoredMessage>("""
+                SELECT seq, sender, text, sent_at AS SentAt FROM chat_messages WHERE room = @room AND seq > @seen ORDER BY seq LIMIT @limit
+                """, new { room, seen, limit = _options.ResumeLimit + 1 });
             var complete = missed.Count <= _options.ResumeLimit;
             rooms.Add(new
             {
                 room,
                 members = await MembersAsync(context, room),
-                messages = complete ? missed : await HistoryAsync(context, room),
+                messages = complete ? missed.Select(m => m.ToRoomMessage(room)).ToList() : await HistoryAsync(context, room),
                 complete,
                 lastSeq = await LastSeqAsync(context, room),
             });
@@ -145,8 +141,8 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
                 await context.SendToGroupAsync(ChatRules.Group(room), "memberJoined", new { room, name = session.Name }, context.ConnectionId);
         }
 
-        // Into every room's group before this snapshot commits (the store's write lock is held
-        // meanwhile, so all at once: one wait for the broker, not one per room).
+        // Into every room's group before this snapshot commits (row locks are held meanwhile, so
+        // all at once: one wait for the broker, not one per room).
         await Task.WhenAll(lastSeen.Select(r => context.AddToGroupAsync(context.ConnectionId, ChatRules.Group(r.Room))));
 
         await context.SendToConnectionAsync(context.ConnectionId, "resumed", new { name = session.Name, sessionId = session.Id, token, rooms });
@@ -157,8 +153,8 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
         var room = ChatRules.Room(ChatRules.Property(message.Payload, "room", message.Type, "{ room: string }"));
         var session = await RequireSessionAsync(context);
 
-        var rooms = (long)(await ScalarAsync(context, "SELECT COUNT(*) FROM chat_members WHERE session_id = $s AND room <> $r",
-            ("$s", session.Id), ("$r", room)))!;
+        var rooms = await context.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM chat_members WHERE session_id = @sessionId AND room <> @room",
+            new { sessionId = session.Id, room });
         if (rooms >= _options.MaxRoomsPerSession)
             throw ChatError.TooManyRooms(_options.MaxRoomsPerSession);
 
@@ -179,8 +175,8 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
         var room = ChatRules.Room(ChatRules.Property(message.Payload, "room", message.Type, "{ room: string }"));
         var session = await RequireSessionAsync(context);
 
-        var removed = await ExecuteAsync(context, "DELETE FROM chat_members WHERE room = $r AND session_id = $s",
-            ("$r", room), ("$s", session.Id));
+        var removed = await context.ExecuteAsync("DELETE FROM chat_members WHERE room = @room AND session_id = @sessionId",
+            new { room, sessionId = session.Id });
         if (removed == 0)
             throw ChatError.NotInRoom(room);
 
@@ -197,86 +193,72 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
         var clientId = ChatRules.ClientId(ChatRules.Property(message.Payload, "clientId", message.Type, expected));
         var session = await RequireSessionAsync(context);
 
-        var isMember = await ScalarAsync(context, "SELECT COUNT(*) FROM chat_members WHERE room = $r AND session_id = $s",
-            ("$r", room), ("$s", session.Id)) is long n && n > 0;
-        if (!isMember)
-            throw ChatError.NotInRoom(room);
+        // The room's next seq, taken under the room row's lock (held to commit), and the message, in
+        // one statement; nothing when the session is not a member.
+        var seq = await context.ExecuteScalarAsync<long?>("""
+            WITH next AS (
+                UPDATE chat_rooms SET last_seq = last_seq + 1
+                WHERE room = @room AND EXISTS (SELECT 1 FROM chat_members WHERE room = @room AND session_id = @sessionId)
+                RETURNING last_seq
+            )
+            INSERT INTO chat_messages (room, seq, session_id, sender, text, sent_at)
+            SELECT @room, last_seq, @sessionId, @name, @text, @now FROM next
+            RETURNING seq
+            """, new { room, sessionId = session.Id, name = session.Name, text, now = context.Now })
+            ?? throw ChatError.NotInRoom(room);
 
-        var seq = (long)(await ScalarAsync(context, "UPDATE chat_rooms SET last_seq = last_seq + 1 WHERE room = $r RETURNING last_seq", ("$r", room)))!;
-        var at = context.Now.ToString("O");
-        await ExecuteAsync(context, """
-            INSERT INTO chat_messages (room, seq, session_id, sender, text, sent_at) VALUES ($r, $q, $s, $n, $t, $at)
-            """, ("$r", room), ("$q", seq), ("$s", session.Id), ("$n", session.Name), ("$t", text), ("$at", at));
-
-        await context.SendToGroupAsync(ChatRules.Group(room), "message", new RoomMessage(room, seq, session.Name, text, at, clientId));
+        await context.SendToGroupAsync(ChatRules.Group(room), "message",
+            new RoomMessage(room, seq, session.Name, text, ChatRules.Time(context.Now), clientId));
     }
 
     /// <summary>Makes the session a member of the room (created when new); true when it was not one already.</summary>
-    private static async Task<bool> EnterAsync(GatewayEventContext context, string room, (string Id, string Name) session)
-    {
-        await ExecuteAsync(context, "INSERT INTO chat_rooms (room, last_seq) VALUES ($r, 0) ON CONFLICT (room) DO NOTHING", ("$r", room));
-        return await ExecuteAsync(context,
-            "INSERT INTO chat_members (room, session_id, joined_at) VALUES ($r, $s, $at) ON CONFLICT (room, session_id) DO NOTHING",
-            ("$r", room), ("$s", session.Id), ("$at", context.Now.ToString("O"))) == 1;
-    }
+    private static async Task<bool> EnterAsync(GatewayEventContext context, string room, Session session) =>
+        await context.ExecuteScalarAsync<bool>("""
+            WITH r AS (INSERT INTO chat_rooms (room, last_seq) VALUES (@room, 0) ON CONFLICT (room) DO NOTHING),
+                 m AS (INSERT INTO chat_members (room, session_id, joined_at) VALUES (@room, @sessionId, @now)
+                       ON CONFLICT (room, session_id) DO NOTHING RETURNING 1)
+            SELECT EXISTS (SELECT 1 FROM m)
+            """, new { room, sessionId = session.Id, now = context.Now });
 
-    private static Task<List<string>> MembersAsync(GatewayEventContext context, string room) =>
-        QueryAsync(context, """
+    private static Task<IReadOnlyList<string>> MembersAsync(GatewayEventContext context, string room) =>
+        context.QueryAsync<string>("""
             SELECT s.name FROM chat_members m JOIN chat_sessions s ON s.session_id = m.session_id
-            WHERE m.room = $r ORDER BY m.joined_at, s.name
-            """, r => r.GetString(0), ("$r", room));
+            WHERE m.room = @room ORDER BY m.joined_at, s.name
+            """, new { room });
 
     /// <summary>The room's latest messages, oldest first.</summary>
-    private static Task<List<RoomMessage>> HistoryAsync(GatewayEventContext context, string room) =>
-        QueryAsync(context, """
-            SELECT seq, sender, text, sent_at FROM
-              (SELECT seq, sender, text, sent_at FROM chat_messages WHERE room = $r ORDER BY seq DESC LIMIT $n)
+    private static async Task<List<RoomMessage>> HistoryAsync(GatewayEventContext context, string room) =>
+        (await context.QueryAsync<StoredMessage>("""
+            SELECT seq, sender, text, sent_at AS SentAt FROM
+              (SELECT seq, sender, text, sent_at FROM chat_messages WHERE room = @room ORDER BY seq DESC LIMIT @limit) AS latest
             ORDER BY seq
-            """, r => new RoomMessage(room, r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetString(3)),
-            ("$r", room), ("$n", ChatRules.HistorySize));
+            """, new { room, limit = ChatRules.HistorySize }))
+        .Select(m => m.ToRoomMessage(room)).ToList();
 
-    private static async Task<long> LastSeqAsync(GatewayEventContext context, string room) =>
-        (long)(await ScalarAsync(context, "SELECT last_seq FROM chat_rooms WHERE room = $r", ("$r", room)))!;
+    private static Task<long> LastSeqAsync(GatewayEventContext context, string room) =>
+        context.ExecuteScalarAsync<long>("SELECT last_seq FROM chat_rooms WHERE room = @room", new { room });
 
-    private static async Task<(string Id, string Name)> RequireSessionAsync(GatewayEventContext context) =>
+    private static async Task<Session> RequireSessionAsync(GatewayEventContext context) =>
         await FindSessionAsync(context) ?? throw ChatError.NotSignedIn();
 
-    private static async Task<(string Id, string Name)?> FindSessionAsync(GatewayEventContext context)
-    {
-        var rows = await QueryAsync(context, """
-            SELECT s.session_id, s.name FROM chat_connections c JOIN chat_sessions s ON s.session_id = c.session_id
-            WHERE c.connection_id = $c
-            """, r => (r.GetString(0), r.GetString(1)), ("$c", context.ConnectionId));
-        return rows.Count > 0 ? rows[0] : null;
-    }
+    private static Task<Session?> FindSessionAsync(GatewayEventContext context) =>
+        context.QuerySingleOrDefaultAsync<Session>("""
+            SELECT s.session_id AS Id, s.name FROM chat_connections c JOIN chat_sessions s ON s.session_id = c.session_id
+            WHERE c.connection_id = @connectionId
+            """, new { connectionId = context.ConnectionId });
 
-    private static async Task<int> ExecuteAsync(GatewayEventContext context, string sql, params (string, object?)[] parameters)
-    {
-        await using var command = context.Command(sql, parameters);
-        return await command.ExecuteNonQueryAsync();
-    }
-
-    private static async Task<object?> ScalarAsync(GatewayEventContext context, string sql, params (string, object?)[] parameters)
-    {
-        await using var command = context.Command(sql, parameters);
-        return await command.ExecuteScalarAsync();
-    }
-
-    private static async Task<List<T>> QueryAsync<T>(GatewayEventContext context, string sql, Func<Microsoft.Data.Sqlite.SqliteDataReader, T> read, params (string, object?)[] parameters)
-    {
-        await using var command = context.Command(sql, parameters);
-        await using var reader = await command.ExecuteReaderAsync();
-        var rows = new List<T>();
-        while (await reader.ReadAsync())
-            rows.Add(read(reader));
-        return rows;
-    }
-
-    /// <summary>What the store keeps of a session token: its SHA-256, base64url.</summary>
+    /// <summary>What the database keeps of a session token: its SHA-256, base64url.</summary>
     public static string TokenHash(string token) => Base64Url(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(token)));
 
     private static string Base64Url(byte[] bytes) =>
         Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    private sealed record Session(string Id, string Name);
+
+    private sealed record StoredMessage(long Seq, string Sender, string Text, DateTime SentAt)
+    {
+        public RoomMessage ToRoomMessage(string room) => new(room, Seq, Sender, Text, ChatRules.Time(SentAt));
+    }
 
     /// <summary>A room message as clients see it, live and in history (where the sender's client id is not kept).</summary>
     private sealed record RoomMessage(string Room, long Seq, string From, string Text, string At,

@@ -89,6 +89,12 @@ public static partial class ChatRules
         return (token, rooms.Select(r => (r.Key, r.Value)).ToList());
     }
 
+    /// <summary>A time as clients see it: ISO 8601 in UTC, to the microsecond (what the database keeps).</summary>
+    public static string Time(DateTimeOffset at) => Time(at.UtcDateTime);
+
+    public static string Time(DateTime utc) =>
+        DateTime.SpecifyKind(utc, DateTimeKind.Utc).ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>The SignalR group of a room's connections.</summary>
     public static string Group(string room) => $"room:{room}";
 

@@ -1,5 +1,6 @@
+using Dapper;
 using Microsoft.Extensions.Options;
-using SocketStarter.ChatWorker.Store;
+using Npgsql;
 
 namespace SocketStarter.ChatWorker.Chat;
 
@@ -8,7 +9,7 @@ namespace SocketStarter.ChatWorker.Chat;
 /// open connection, so <c>chat_sessions</c> does not grow for ever. Their messages stay.
 /// </summary>
 public sealed partial class ExpiredSessionSweeper(
-    StoreWriter writer,
+    NpgsqlDataSource dataSource,
     IOptions<ChatOptions> options,
     TimeProvider time,
     ILogger<ExpiredSessionSweeper> logger) : BackgroundService
@@ -35,27 +36,22 @@ public sealed partial class ExpiredSessionSweeper(
     }
 
     /// <summary>Forgets the expired sessions without a connection now; returns how many.</summary>
-    public Task<int> SweepAsync(CancellationToken cancellationToken) =>
-        writer.WriteAsync(async (connection, transaction, ct) =>
-        {
-            const string expired = """
-                SELECT session_id FROM chat_sessions s WHERE s.created_at < $before
+    public async Task<int> SweepAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        // One statement: the sessions and their memberships go together.
+        return await connection.ExecuteScalarAsync<int>(new CommandDefinition("""
+            WITH expired AS (
+                SELECT session_id FROM chat_sessions s WHERE s.created_at < @before
                   AND NOT EXISTS (SELECT 1 FROM chat_connections c WHERE c.session_id = s.session_id)
-                """;
-            var before = (time.GetUtcNow() - options.Value.SessionLifetime).ToString("O");
-            await using (var members = connection.CreateCommand())
-            {
-                members.Transaction = transaction;
-                members.CommandText = $"DELETE FROM chat_members WHERE session_id IN ({expired})";
-                members.Parameters.AddWithValue("$before", before);
-                await members.ExecuteNonQueryAsync(ct);
-            }
-            await using var sessions = connection.CreateCommand();
-            sessions.Transaction = transaction;
-            sessions.CommandText = $"DELETE FROM chat_sessions WHERE session_id IN ({expired})";
-            sessions.Parameters.AddWithValue("$before", before);
-            return await sessions.ExecuteNonQueryAsync(ct);
-        }, cancellationToken);
+            ), members AS (
+                DELETE FROM chat_members WHERE session_id IN (SELECT session_id FROM expired)
+            ), sessions AS (
+                DELETE FROM chat_sessions WHERE session_id IN (SELECT session_id FROM expired) RETURNING 1
+            )
+            SELECT COUNT(*)::int FROM sessions
+            """, new { before = time.GetUtcNow() - options.Value.SessionLifetime }, cancellationToken: cancellationToken));
+    }
 
     [LoggerMessage(LogLevel.Information, "Forgot {Count} expired sessions without a connection")]
     private partial void LogForgotten(int count);

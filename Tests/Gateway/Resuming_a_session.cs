@@ -143,17 +143,9 @@ public sealed class Resuming_a_session
             tokens.Add((await client.SignInAsync("Same name")).GetProperty("token").GetString()!);
         }
 
-        // The store keeps hashes only: a copy of it does not let anyone take a session over.
-        await using var store = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={system.StorePath};Mode=ReadOnly;Pooling=False");
-        await store.OpenAsync();
-        await using var query = store.CreateCommand();
-        query.CommandText = "SELECT token FROM chat_sessions";
-        var stored = new List<string>();
-        await using (var reader = await query.ExecuteReaderAsync())
-        {
-            while (await reader.ReadAsync())
-                stored.Add(reader.GetString(0));
-        }
+        // The database keeps hashes only: a copy of it does not let anyone take a session over.
+        await using var database = await system.OpenDatabaseAsync();
+        var stored = (await Dapper.SqlMapper.QueryAsync<string>(database, "SELECT token FROM chat_sessions")).ToList();
 
         Assert.Multiple(() =>
         {

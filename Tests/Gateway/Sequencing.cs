@@ -1,4 +1,4 @@
-using SocketStarter.ChatWorker.Gateway;
+using SocketStarter.GatewayWorker;
 
 namespace SocketStarter.Tests.Gateway;
 

@@ -9,7 +9,7 @@ public sealed class Starting_with_bad_configuration
     {
         ["ConnectionStrings:rabbitmq"] = "amqp://guest:guest@127.0.0.1:1/",
         ["Gateway:UpstreamQueue"] = "chat-worker",
-        ["Store:Path"] = Path.Combine(Path.GetTempPath(), $"config-{Guid.NewGuid():N}.db"),
+        ["ConnectionStrings:postgres"] = "Host=127.0.0.1;Port=1;Database=unused;Username=unused;Password=unused",
     };
 
     [TestCase(null, "ConnectionStrings:rabbitmq is not set")]
@@ -44,7 +44,6 @@ public sealed class Starting_with_bad_configuration
     [TestCase("Worker:HubInstanceTimeout", "00:00:00")]
     [TestCase("Chat:ResumeLimit", "0")]
     [TestCase("Chat:SessionLifetime", "00:00:10")]
-    [TestCase("Store:Synchronous", "SOMETIMES")]
     public void Stops_the_worker_at_start_naming_the_setting(string setting, string value)
     {
         var ex = Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync(() => TestSystem.BuildWorker(new Dictionary<string, string?>(Valid) { [setting] = value })));

@@ -6,40 +6,56 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using SocketStarter.ChatWorker;
+using SocketStarter.GatewayWorker;
 using SocketStarter.HubFront;
 using SocketStarter.ServiceDefaults;
 
 namespace SocketStarter.Tests.Infrastructure;
 
 /// <summary>
-/// One test's whole system on real sockets: its own virtual host on the run's broker, hub hosts on
-/// Kestrel, worker hosts sharing one SQLite file, and real SignalR clients.
+/// One test's whole system on real sockets: its own virtual host on the run's broker, its own
+/// database on the run's PostgreSQL, hub hosts on Kestrel, worker hosts sharing that database, and
+/// real SignalR clients.
 /// </summary>
 public sealed class TestSystem : IAsyncDisposable
 {
     private readonly List<WebApplication> _hosts = [];
     private readonly List<ChatClient> _clients = [];
 
-    private TestSystem(string virtualHost, Uri brokerUri, string directory)
+    private TestSystem(string virtualHost, Uri brokerUri, string database, string databaseConnectionString, string directory)
     {
         VirtualHost = virtualHost;
         BrokerUri = brokerUri;
+        DatabaseName = database;
+        DatabaseConnectionString = databaseConnectionString;
         Directory = directory;
     }
 
     public string VirtualHost { get; }
     public Uri BrokerUri { get; }
+    public string DatabaseName { get; }
+
+    /// <summary>This test's own database (Npgsql form), shared by its workers.</summary>
+    public string DatabaseConnectionString { get; }
     public string Directory { get; }
-    public string StorePath => Path.Combine(Directory, "chat.db");
     public Broker Broker => TestRun.Broker;
 
     public static async Task<TestSystem> CreateAsync()
     {
         var name = $"test-{Guid.NewGuid():N}";
-        var uri = await TestRun.Broker.CreateVirtualHostAsync(name);
+        var uri = TestRun.Broker.CreateVirtualHostAsync(name);
+        var database = TestRun.Database.CreateDatabaseAsync(name);
         var directory = Path.Combine(Path.GetTempPath(), name);
         System.IO.Directory.CreateDirectory(directory);
-        return new TestSystem(name, uri, directory);
+        return new TestSystem(name, await uri, name, await database, directory);
+    }
+
+    /// <summary>A connection to this test's database, to look at what the workers wrote.</summary>
+    public async Task<Npgsql.NpgsqlConnection> OpenDatabaseAsync()
+    {
+        var connection = new Npgsql.NpgsqlConnection(DatabaseConnectionString);
+        await connection.OpenAsync();
+        return connection;
     }
 
     public async Task<Uri> StartHubAsync(IDictionary<string, string?>? settings = null)
@@ -62,7 +78,7 @@ public sealed class TestSystem : IAsyncDisposable
         {
             ["ConnectionStrings:rabbitmq"] = BrokerUri.ToString(),
             ["Gateway:UpstreamQueue"] = "chat-worker",
-            ["Store:Path"] = StorePath,
+            ["ConnectionStrings:postgres"] = DatabaseConnectionString,
         };
         foreach (var (key, value) in overrides ?? new Dictionary<string, string?>())
             all[key] = value;
@@ -84,7 +100,7 @@ public sealed class TestSystem : IAsyncDisposable
     /// <summary>A worker as Chat.Worker's Program.cs composes it, on a free loopback port.</summary>
     public static WebApplication BuildWorker(IDictionary<string, string?> settings, string? contentRoot = null)
     {
-        var builder = CreateBuilder(typeof(WorkerOptions), settings, contentRoot);
+        var builder = CreateBuilder(typeof(ChatWorker.Extensions), settings, contentRoot);
         builder.AddServiceDefaults(WorkerMetrics.MeterName);
         builder.AddChatWorker();
         var app = builder.Build();
@@ -126,6 +142,7 @@ public sealed class TestSystem : IAsyncDisposable
             await host.DisposeAsync();
         }
         await TestRun.Broker.DeleteVirtualHostAsync(VirtualHost);
+        await TestRun.Database.DropDatabaseAsync(DatabaseName);
         try { System.IO.Directory.Delete(Directory, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 

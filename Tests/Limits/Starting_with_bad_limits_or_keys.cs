@@ -9,7 +9,7 @@ public sealed class Starting_with_bad_limits_or_keys
     {
         ["ConnectionStrings:rabbitmq"] = "amqp://guest:guest@127.0.0.1:1/",
         ["Gateway:UpstreamQueue"] = "chat-worker",
-        ["Store:Path"] = Path.Combine(Path.GetTempPath(), $"config-{Guid.NewGuid():N}.db"),
+        ["ConnectionStrings:postgres"] = "Host=127.0.0.1;Port=1;Database=unused;Username=unused;Password=unused",
     };
 
     [TestCase("Limits:EventsPerSecond", "0", "Limits:EventsPerSecond")]

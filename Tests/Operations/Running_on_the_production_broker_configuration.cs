@@ -19,6 +19,8 @@ public sealed class Running_on_the_production_broker_configuration
     private ProductionBroker _broker = null!;
     private readonly List<WebApplication> _hosts = [];
     private string _directory = null!;
+    private string _database = null!;
+    private string _databaseConnectionString = null!;
 
     [OneTimeSetUp]
     public async Task StartBrokerAsync() => _broker = await ProductionBroker.StartAsync();
@@ -27,7 +29,12 @@ public sealed class Running_on_the_production_broker_configuration
     public async Task StopBrokerAsync() => await _broker.DisposeAsync();
 
     [SetUp]
-    public void CreateDirectory() => Directory.CreateDirectory(_directory = Path.Combine(Path.GetTempPath(), $"socketstarter-prod-{Guid.NewGuid():N}"));
+    public async Task CreateDirectoryAndDatabaseAsync()
+    {
+        _database = $"prod-{Guid.NewGuid():N}";
+        Directory.CreateDirectory(_directory = Path.Combine(Path.GetTempPath(), $"socketstarter-{_database}"));
+        _databaseConnectionString = await TestRun.Database.CreateDatabaseAsync(_database);
+    }
 
     [TearDown]
     public async Task StopServicesAsync()
@@ -39,6 +46,7 @@ public sealed class Running_on_the_production_broker_configuration
         }
         _hosts.Clear();
         try { Directory.Delete(_directory, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        await TestRun.Database.DropDatabaseAsync(_database);
     }
 
     [Test]
@@ -100,7 +108,7 @@ public sealed class Running_on_the_production_broker_configuration
     {
         ["ConnectionStrings:rabbitmq"] = _broker.Amqp.ToString(),
         ["Gateway:UpstreamQueue"] = "chat-worker",
-        ["Store:Path"] = Path.Combine(_directory, "chat.db"),
+        ["ConnectionStrings:postgres"] = _databaseConnectionString,
     };
 
     private async Task<Uri> StartAsync(WebApplication app)

@@ -1,7 +1,8 @@
 using MassTransit;
 using Microsoft.Extensions.Options;
+using SocketStarter.GatewayWorker.Store;
 
-namespace SocketStarter.ChatWorker.Gateway;
+namespace SocketStarter.GatewayWorker;
 
 /// <summary>
 /// Lets go of the connections of hub instances that stopped sending heartbeats (killed, cut off):
@@ -9,12 +10,13 @@ namespace SocketStarter.ChatWorker.Gateway;
 /// </summary>
 /// <remarks>
 /// Silence is measured from the later of the instance's last heartbeat and the moment this
-/// worker's bus last became healthy: a worker that just started, or just got its broker back,
-/// has not had the chance to hear the heartbeats, and a broker outage is not a hub's death.
-/// Heartbeats come on this worker's own temporary queue, never behind the backlog of the shared one.
+/// worker last had both its bus and its database: a worker that just started, or just got its
+/// broker or database back, has not had the chance to record the heartbeats, and an outage is not
+/// a hub's death. Heartbeats come on this worker's own temporary queue, never behind the backlog
+/// of the shared one.
 /// </remarks>
 public sealed partial class HubInstanceReaper(
-    HubInstances instances,
+    GatewayStore store,
     UpstreamEventProcessor processor,
     IBus bus,
     IBusControl busControl,
@@ -33,7 +35,7 @@ public sealed partial class HubInstanceReaper(
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
             var now = time.GetUtcNow();
-            if (busControl.CheckHealth().Status != BusHealthStatus.Healthy)
+            if (busControl.CheckHealth().Status != BusHealthStatus.Healthy || !await DatabaseAnswersAsync(stoppingToken))
             {
                 healthySince = null;
                 continue;
@@ -48,14 +50,28 @@ public sealed partial class HubInstanceReaper(
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {
+                healthySince = null;
                 LogExpiryFailed(ex);
             }
         }
     }
 
+    private async Task<bool> DatabaseAnswersAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await store.PingAsync(cancellationToken);
+            return true;
+        }
+        catch (Exception ex) when (GatewayDatabase.IsUnavailable(ex))
+        {
+            return false;
+        }
+    }
+
     private async Task ExpireSilentAsync(DateTimeOffset silentSince, CancellationToken cancellationToken)
     {
-        var silent = await instances.SilentConnectionsAsync(silentSince, BatchSize, cancellationToken);
+        var silent = await store.SilentConnectionsAsync(silentSince, BatchSize, cancellationToken);
         foreach (var instance in silent.GroupBy(c => c.HubInstanceId))
         {
             var expired = 0;
@@ -67,7 +83,7 @@ public sealed partial class HubInstanceReaper(
             if (expired > 0)
                 LogExpired(instance.Key, expired, options.Value.HubInstanceTimeout);
         }
-        await instances.ForgetSilentAsync(silentSince, cancellationToken);
+        await store.ForgetSilentInstancesAsync(silentSince, cancellationToken);
     }
 
     [LoggerMessage(LogLevel.Warning, "Hub instance {HubInstanceId} silent for longer than {Timeout}: {Count} of its connections expired")]

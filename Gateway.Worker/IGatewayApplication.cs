@@ -1,6 +1,6 @@
 using SocketStarter.Messages;
 
-namespace SocketStarter.ChatWorker.Gateway;
+namespace SocketStarter.GatewayWorker;
 
 /// <summary>
 /// The application behind the gateway. Each call runs inside the store transaction that also

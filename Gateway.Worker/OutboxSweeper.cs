@@ -1,13 +1,13 @@
 using MassTransit;
-using SocketStarter.ChatWorker.Store;
+using SocketStarter.GatewayWorker.Store;
 
-namespace SocketStarter.ChatWorker.Gateway;
+namespace SocketStarter.GatewayWorker;
 
 /// <summary>
 /// Now and then sends replies that no event processing flushed (see <see cref="Outbox.SweepAsync"/>),
 /// and forgets connections closed long ago.
 /// </summary>
-public sealed partial class OutboxSweeper(Outbox outbox, StoreWriter writer, IBus bus, TimeProvider time, ILogger<OutboxSweeper> logger) : BackgroundService
+public sealed partial class OutboxSweeper(Outbox outbox, GatewayStore store, IBus bus, TimeProvider time, ILogger<OutboxSweeper> logger) : BackgroundService
 {
     private static readonly TimeSpan Period = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan MinimumAge = TimeSpan.FromSeconds(15);
@@ -23,7 +23,7 @@ public sealed partial class OutboxSweeper(Outbox outbox, StoreWriter writer, IBu
             try
             {
                 await outbox.SweepAsync(MinimumAge, bus, stoppingToken);
-                await ForgetClosedConnectionsAsync(stoppingToken);
+                await store.ForgetClosedAsync(time.GetUtcNow() - ClosedRetention, stoppingToken);
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {
@@ -31,19 +31,6 @@ public sealed partial class OutboxSweeper(Outbox outbox, StoreWriter writer, IBu
             }
         }
     }
-
-    private Task ForgetClosedConnectionsAsync(CancellationToken cancellationToken) =>
-        writer.WriteAsync(async (connection, transaction, ct) =>
-        {
-            await using var command = connection.CreateCommand();
-            command.Transaction = transaction;
-            command.CommandText = """
-                DELETE FROM gateway_connections WHERE closed_at IS NOT NULL AND closed_at < $before;
-                DELETE FROM gateway_given_up WHERE given_up_at < $before;
-                """;
-            command.Parameters.AddWithValue("$before", (time.GetUtcNow() - ClosedRetention).ToString("O"));
-            await command.ExecuteNonQueryAsync(ct);
-        }, cancellationToken);
 
     [LoggerMessage(LogLevel.Warning, "Outbox sweep failed; will try again")]
     private partial void LogSweepFailed(Exception exception);

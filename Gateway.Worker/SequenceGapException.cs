@@ -1,4 +1,4 @@
-namespace SocketStarter.ChatWorker.Gateway;
+namespace SocketStarter.GatewayWorker;
 
 /// <summary>
 /// An event arrived before its predecessor was applied (or before the predecessor's replies left

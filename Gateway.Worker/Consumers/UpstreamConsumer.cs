@@ -1,10 +1,10 @@
 using System.Globalization;
 using MassTransit;
 using Microsoft.Extensions.Options;
-using SocketStarter.ChatWorker.Gateway;
+using SocketStarter.GatewayWorker.Store;
 using SocketStarter.Messages;
 
-namespace SocketStarter.ChatWorker.Consumers;
+namespace SocketStarter.GatewayWorker.Consumers;
 
 /// <summary>
 /// Takes client events off the workers' queue and hands them to the application through the
@@ -52,7 +52,7 @@ public sealed partial class UpstreamConsumer(
         using var turn = processor.Enter(upstream);
         try
         {
-            await ApplyInTurnAsync(context, upstream, apply);
+            await ApplyWhileTheDatabaseIsAwayAsync(context, upstream, apply);
         }
         catch (Exception ex) when (ex is not OperationCanceledException && context.GetRetryAttempt() >= options.Value.RetryLimit)
         {
@@ -70,6 +70,36 @@ public sealed partial class UpstreamConsumer(
             throw;
         }
     }
+
+    /// <summary>
+    /// While the database is unreachable (restarting, cut off) the event is tried again with growing
+    /// pauses for as long as it takes, and stays unacknowledged meanwhile: an outage is nobody's
+    /// fault, so it neither uses up the event's retries nor sends it to the error queue. A worker
+    /// stopped meanwhile leaves it in the queue for the next.
+    /// </summary>
+    private async Task ApplyWhileTheDatabaseIsAwayAsync<T>(ConsumeContext<T> context, UpstreamEvent upstream, Func<GatewayEventContext, Task> apply)
+        where T : class
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                await ApplyInTurnAsync(context, upstream, apply);
+                return;
+            }
+            catch (Exception ex) when (GatewayDatabase.IsUnavailable(ex) && !context.CancellationToken.IsCancellationRequested)
+            {
+                metrics.DatabaseUnavailable();
+                if (attempt == 0)
+                    LogDatabaseUnavailable(upstream.ConnectionId, upstream.Seq, ex.Message);
+                var pause = TimeSpan.FromTicks(Math.Min(DatabaseLongestPause.Ticks, DatabaseFirstPause.Ticks << Math.Min(attempt, 16)));
+                await Task.Delay(pause, time, context.CancellationToken);
+            }
+        }
+    }
+
+    private static readonly TimeSpan DatabaseFirstPause = TimeSpan.FromMilliseconds(50);
+    private static readonly TimeSpan DatabaseLongestPause = TimeSpan.FromSeconds(2);
 
     private async Task ApplyInTurnAsync<T>(ConsumeContext<T> context, UpstreamEvent upstream, Func<GatewayEventContext, Task> apply)
         where T : class
@@ -192,6 +222,9 @@ public sealed partial class UpstreamConsumer(
 
     private static long? ReadHeader(ConsumeContext context, string name) =>
         context.Headers.Get<string>(name) is { } text && long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) ? value : null;
+
+    [LoggerMessage(LogLevel.Warning, "Connection {ConnectionId}: seq {Seq} waits for the database, which is unavailable ({Reason}); it stays in the queue and is tried again")]
+    private partial void LogDatabaseUnavailable(string connectionId, long seq, string reason);
 
     [LoggerMessage(LogLevel.Debug, "Connection {ConnectionId}: seq {Seq} waits for its predecessor (last applied {LastSeq}, attempt {Attempt}): {Reason}")]
     private partial void LogWaiting(string connectionId, long seq, long lastSeq, int attempt, string reason);

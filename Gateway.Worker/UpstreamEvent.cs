@@ -1,6 +1,6 @@
 using SocketStarter.Messages;
 
-namespace SocketStarter.ChatWorker.Gateway;
+namespace SocketStarter.GatewayWorker;
 
 /// <summary>The place of one upstream message in its connection's sequence.</summary>
 public readonly record struct UpstreamEvent(

@@ -1,9 +1,9 @@
 using MassTransit;
 using Microsoft.Extensions.Options;
-using SocketStarter.ChatWorker.Gateway;
+
 using SocketStarter.Messages;
 
-namespace SocketStarter.ChatWorker.Consumers;
+namespace SocketStarter.GatewayWorker.Consumers;
 
 /// <summary>The workers' queue: quorum, shared by every worker, with bounded retries before the error queue.</summary>
 public sealed partial class UpstreamConsumerDefinition : ConsumerDefinition<UpstreamConsumer>

@@ -1,20 +1,19 @@
 using MassTransit;
-using Microsoft.Data.Sqlite;
-using SocketStarter.ChatWorker.Store;
+using Npgsql;
+using SocketStarter.GatewayWorker.Store;
 
-namespace SocketStarter.ChatWorker.Gateway;
+namespace SocketStarter.GatewayWorker;
 
 /// <summary>
 /// Applies upstream events exactly once and in order per connection, whichever worker gets them.
-/// The store keeps each connection's last applied seq, updated in the same transaction as the
-/// event's effect and replies:
+/// The database keeps each connection's last applied seq, read under a row lock and updated in the
+/// same transaction as the event's effect and replies:
 /// seq ≤ last → a duplicate: skipped (its replies re-sent if they were never sent);
 /// seq follows last directly → applied;
 /// otherwise a predecessor is still in flight → <see cref="SequenceGapException"/>.
 /// </summary>
 public sealed partial class UpstreamEventProcessor(
-    SqliteStore store,
-    StoreWriter writer,
+    GatewayStore store,
     Outbox outbox,
     IGatewayApplication application,
     TimeProvider time,
@@ -34,66 +33,60 @@ public sealed partial class UpstreamEventProcessor(
         CancellationToken cancellationToken,
         IReadOnlyCollection<long>? givenUp = null)
     {
-        // A cheap look first, outside the writer: most events that cannot go yet are turned away here.
-        await using (var reader = await store.OpenAsync(cancellationToken))
-        {
-            var (seen, pendingSeen) = await ProgressAsync(reader, null, upstream.ConnectionId, cancellationToken);
-            if (upstream.Seq > seen)
-                EnsureNext(upstream, seen, pendingSeen);
-        }
+        // A cheap look first, without a lock: most events that cannot go yet are turned away here.
+        var seen = await store.ReadProgressAsync(upstream.ConnectionId, cancellationToken);
+        if (upstream.Seq > seen.LastSeq)
+            EnsureNext(upstream, seen);
 
-        var outcome = await writer.WriteAsync((connection, transaction, ct) =>
-            ApplyAsync(connection, transaction, upstream, apply, publisher, givenUp, ct), cancellationToken);
+        Outcome outcome;
+        await using (var connection = await store.DataSource.OpenConnectionAsync(cancellationToken))
+        await using (var transaction = await connection.BeginTransactionAsync(cancellationToken))
+        {
+            outcome = await ApplyAsync(connection, transaction, upstream, apply, publisher, givenUp, cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+        }
 
         await outbox.FlushAsync(upstream.ConnectionId, publisher, cancellationToken);
         return outcome;
     }
 
     private async Task<Outcome> ApplyAsync(
-        SqliteConnection connection,
-        SqliteTransaction transaction,
+        NpgsqlConnection connection,
+        NpgsqlTransaction transaction,
         UpstreamEvent upstream,
         Func<GatewayEventContext, Task> apply,
         IPublishEndpoint publisher,
         IReadOnlyCollection<long>? givenUp,
         CancellationToken cancellationToken)
     {
-        var (last, pending) = await ProgressAsync(connection, transaction, upstream.ConnectionId, cancellationToken);
-        if (upstream.Seq <= last)
+        var context = new GatewayEventContext(connection, transaction, upstream, store, publisher, time, cancellationToken);
+        var progress = await store.LockProgressAsync(connection, transaction, upstream, context.Now, cancellationToken);
+        if (upstream.Seq <= progress.LastSeq)
         {
-            if (await ForgetGivenUpAsync(connection, transaction, upstream, cancellationToken))
+            if (await store.ForgetGivenUpAsync(connection, transaction, upstream.ConnectionId, upstream.Seq, cancellationToken))
             {
                 // It was accepted, then given up while it was missing: the client hears of it.
                 LogArrivedAfterGivenUp(upstream.ConnectionId, upstream.Seq);
-                await application.OnFailedAsync(
-                    new GatewayEventContext(connection, transaction, upstream, publisher, time, cancellationToken),
+                await application.OnFailedAsync(context,
                     new InvalidOperationException($"Event {upstream.Seq} arrived after Worker:GapWaitLimit gave it up."));
             }
-            else if (last == ExpiredSeq)
+            else if (progress.LastSeq == ExpiredSeq)
             {
                 // Its hub instance went silent and the connection was let go; this one came later still.
                 LogSkippedAfterExpiry(upstream.ConnectionId, upstream.Seq, upstream.HubInstanceId);
             }
             else
             {
-                LogDuplicate(upstream.ConnectionId, upstream.Seq, last);
+                LogDuplicate(upstream.ConnectionId, upstream.Seq, progress.LastSeq);
             }
             // Its replies are re-sent by the flush if they were never sent.
             return Outcome.Duplicate;
         }
 
-        EnsureNext(upstream, last, pending);
+        EnsureNext(upstream, progress);
 
-        var context = new GatewayEventContext(connection, transaction, upstream, publisher, time, cancellationToken);
         await apply(context);
-        await MarkAppliedAsync(context, upstream, cancellationToken);
-        foreach (var seq in givenUp ?? [])
-        {
-            await using var remember = context.Command(
-                "INSERT OR IGNORE INTO gateway_given_up (connection_id, seq, given_up_at) VALUES ($c, $s, $at)",
-                ("$c", upstream.ConnectionId), ("$s", seq), ("$at", context.Now.ToString("O")));
-            await remember.ExecuteNonQueryAsync(cancellationToken);
-        }
+        await store.MarkAppliedAsync(connection, transaction, upstream, upstream.Seq, context.Now, givenUp, cancellationToken);
         return Outcome.Applied;
     }
 
@@ -106,26 +99,16 @@ public sealed partial class UpstreamEventProcessor(
     /// </summary>
     public async Task<bool> ExpireAsync(string connectionId, string hubInstanceId, DateTimeOffset silentSince, IPublishEndpoint publisher, CancellationToken cancellationToken)
     {
-        var expired = await writer.WriteAsync(async (connection, transaction, ct) =>
+        await using (var connection = await store.DataSource.OpenConnectionAsync(cancellationToken))
+        await using (var transaction = await connection.BeginTransactionAsync(cancellationToken))
         {
-            var (last, _) = await ProgressAsync(connection, transaction, connectionId, ct);
-            await using (var check = connection.CreateCommand())
-            {
-                check.Transaction = transaction;
-                check.CommandText = """
-                    SELECT c.closed_at IS NULL AND (
-                    """ + HubInstances.LastHeardSql + """
-                    ) <= $silentSince
-                    FROM gateway_connections c WHERE c.connection_id = $c
-                    """;
-                check.Parameters.AddWithValue("$c", connectionId);
-                check.Parameters.AddWithValue("$silentSince", silentSince.ToUniversalTime().ToString("O"));
-                if (await check.ExecuteScalarAsync(ct) is not long stillOpenAndSilent || stillOpenAndSilent == 0)
-                    return false;
-            }
+            var probe = new UpstreamEvent(connectionId, hubInstanceId, 0, null, IsLast: true);
+            var progress = await store.LockProgressAsync(connection, transaction, probe, time.GetUtcNow(), cancellationToken);
+            if (!await store.IsOpenAndSilentAsync(connection, transaction, connectionId, silentSince, cancellationToken))
+                return false;
 
-            var upstream = new UpstreamEvent(connectionId, hubInstanceId, last + 1, null, IsLast: true);
-            var context = new GatewayEventContext(connection, transaction, upstream, publisher, time, ct);
+            var upstream = probe with { Seq = progress.LastSeq + 1 };
+            var context = new GatewayEventContext(connection, transaction, upstream, store, publisher, time, cancellationToken);
             await application.OnDisconnectedAsync(context, new Messages.ClientDisconnected
             {
                 ConnectionId = connectionId,
@@ -134,13 +117,12 @@ public sealed partial class UpstreamEventProcessor(
                 DisconnectedAt = context.Now,
             });
             await context.CloseAsync(connectionId, "Your hub instance stopped answering; connect again and resume.");
-            await MarkAppliedAsync(context, upstream with { Seq = ExpiredSeq }, ct);
-            return true;
-        }, cancellationToken);
+            await store.MarkAppliedAsync(connection, transaction, upstream, ExpiredSeq, context.Now, null, cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+        }
 
-        if (expired)
-            await outbox.FlushAsync(connectionId, publisher, cancellationToken);
-        return expired;
+        await outbox.FlushAsync(connectionId, publisher, cancellationToken);
+        return true;
     }
 
     /// <summary>The last seq of an expired connection: every event of it that still comes is skipped.</summary>
@@ -149,7 +131,7 @@ public sealed partial class UpstreamEventProcessor(
     /// <summary>
     /// Marks the event as being in this process until the returned turn is disposed (after its
     /// processing, replies included), so that a later event of the same connection here can wait
-    /// for it rather than for the store (see <see cref="WaitForTurnAsync"/>).
+    /// for it rather than for the database (see <see cref="WaitForTurnAsync"/>).
     /// </summary>
     public IDisposable Enter(UpstreamEvent upstream)
     {
@@ -167,8 +149,8 @@ public sealed partial class UpstreamEventProcessor(
     /// Waits until the event's turn may have come: its predecessor applied (on any worker) and its
     /// replies sent. When an earlier event of the same connection is in this process (the usual
     /// case: it was right ahead of this one in the queue), this waits for that event to finish, for
-    /// as long as it takes: that event's own wait is bounded. Otherwise it reads the store now and
-    /// then, for progress made by another worker, until the connection has not moved for
+    /// as long as it takes: that event's own wait is bounded. Otherwise it reads the database now
+    /// and then, for progress made by another worker, until the connection has not moved for
     /// <paramref name="limit"/>. True when the caller should try the event again; false when it
     /// stopped moving.
     /// </summary>
@@ -182,15 +164,14 @@ public sealed partial class UpstreamEventProcessor(
 
         var started = time.GetTimestamp();
         long? seen = null;
-        await using var connection = await store.OpenAsync(cancellationToken);
         while (true)
         {
-            var (last, pending) = await ProgressAsync(connection, null, upstream.ConnectionId, cancellationToken);
-            if (upstream.Seq <= last || (upstream.FollowsDirectly(last) && !pending))
+            var progress = await store.ReadProgressAsync(upstream.ConnectionId, cancellationToken);
+            if (upstream.Seq <= progress.LastSeq || (upstream.FollowsDirectly(progress.LastSeq) && !progress.RepliesPending))
                 return true;
-            if (last > seen)
+            if (progress.LastSeq > seen)
                 started = time.GetTimestamp(); // the connection moves: keep waiting
-            seen = last;
+            seen = progress.LastSeq;
             if (time.GetElapsedTime(started) >= limit)
                 return false;
             await Task.Delay(TurnPollInterval, time, cancellationToken);
@@ -238,52 +219,14 @@ public sealed partial class UpstreamEventProcessor(
         }
     }
 
-    private static void EnsureNext(UpstreamEvent upstream, long last, bool repliesPending)
+    private static void EnsureNext(UpstreamEvent upstream, GatewayStore.Progress progress)
     {
-        if (!upstream.FollowsDirectly(last))
-            throw new SequenceGapException(upstream.ConnectionId, last, upstream.Seq, outboxPending: false);
+        if (!upstream.FollowsDirectly(progress.LastSeq))
+            throw new SequenceGapException(upstream.ConnectionId, progress.LastSeq, upstream.Seq, outboxPending: false);
 
         // Replies of the previous event not sent yet: wait, so replies leave in event order.
-        if (repliesPending)
-            throw new SequenceGapException(upstream.ConnectionId, last, upstream.Seq, outboxPending: true);
-    }
-
-    /// <summary>The connection's last applied seq, and whether replies of it still wait in the outbox.</summary>
-    private static async Task<(long LastSeq, bool RepliesPending)> ProgressAsync(
-        SqliteConnection connection, SqliteTransaction? transaction, string connectionId, CancellationToken cancellationToken)
-    {
-        await using var command = connection.CreateCommand();
-        command.Transaction = transaction;
-        command.CommandText = """
-            SELECT (SELECT last_seq FROM gateway_connections WHERE connection_id = $c),
-                   EXISTS (SELECT 1 FROM gateway_outbox WHERE connection_id = $c)
-            """;
-        command.Parameters.AddWithValue("$c", connectionId);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        await reader.ReadAsync(cancellationToken);
-        return (reader.IsDBNull(0) ? 0 : reader.GetInt64(0), reader.GetInt64(1) != 0);
-    }
-
-    private static async Task<bool> ForgetGivenUpAsync(SqliteConnection connection, SqliteTransaction transaction, UpstreamEvent upstream, CancellationToken cancellationToken)
-    {
-        await using var command = connection.CreateCommand();
-        command.Transaction = transaction;
-        command.CommandText = "DELETE FROM gateway_given_up WHERE connection_id = $c AND seq = $s";
-        command.Parameters.AddWithValue("$c", upstream.ConnectionId);
-        command.Parameters.AddWithValue("$s", upstream.Seq);
-        return await command.ExecuteNonQueryAsync(cancellationToken) > 0;
-    }
-
-    private static async Task MarkAppliedAsync(GatewayEventContext context, UpstreamEvent upstream, CancellationToken cancellationToken)
-    {
-        await using var command = context.Command("""
-            INSERT INTO gateway_connections (connection_id, hub_instance_id, last_seq, closed_at, updated_at)
-            VALUES ($c, $h, $s, $closed, $now)
-            ON CONFLICT (connection_id) DO UPDATE SET last_seq = excluded.last_seq, closed_at = excluded.closed_at, updated_at = excluded.updated_at
-            """,
-            ("$c", upstream.ConnectionId), ("$h", upstream.HubInstanceId), ("$s", upstream.Seq),
-            ("$closed", upstream.IsLast ? context.Now.ToString("O") : null), ("$now", context.Now.ToString("O")));
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        if (progress.RepliesPending)
+            throw new SequenceGapException(upstream.ConnectionId, progress.LastSeq, upstream.Seq, outboxPending: true);
     }
 
     [LoggerMessage(LogLevel.Error, "Connection {ConnectionId}: seq {Seq} arrived after it was given up; not applied, the client is told")]

@@ -1,6 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 
-namespace SocketStarter.ChatWorker;
+namespace SocketStarter.GatewayWorker;
 
 /// <summary>The worker's settings, section <c>Worker</c>. Checked once at start-up.</summary>
 public sealed class WorkerOptions

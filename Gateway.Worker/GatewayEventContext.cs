@@ -1,0 +1,112 @@
+using System.Text.Json;
+using Dapper;
+using MassTransit;
+using Npgsql;
+using SocketStarter.GatewayWorker.Store;
+using SocketStarter.Messages;
+
+namespace SocketStarter.GatewayWorker;
+
+/// <summary>
+/// One event being applied: its database transaction, and the replies it sends. The application
+/// writes its own tables through <see cref="Connection"/> and <see cref="Transaction"/> (or the
+/// Dapper shorthands below); replies go to the outbox in the same transaction and are published
+/// after commit, so a crash between commit and publish loses no reply, and a rolled-back event
+/// sends none.
+/// </summary>
+public sealed class GatewayEventContext
+{
+    private static readonly TimeSpan EagerPublishTimeout = TimeSpan.FromSeconds(2);
+
+    private readonly UpstreamEvent _upstream;
+    private readonly GatewayStore _store;
+    private readonly IPublishEndpoint _publisher;
+
+    internal GatewayEventContext(NpgsqlConnection connection, NpgsqlTransaction transaction, UpstreamEvent upstream,
+        GatewayStore store, IPublishEndpoint publisher, TimeProvider time, CancellationToken cancellationToken)
+    {
+        Connection = connection;
+        Transaction = transaction;
+        CancellationToken = cancellationToken;
+        _upstream = upstream;
+        _store = store;
+        _publisher = publisher;
+        // PostgreSQL keeps microseconds: a time sent live reads back the same from the database.
+        var now = time.GetUtcNow();
+        Now = now.AddTicks(-(now.Ticks % 10));
+    }
+
+    public string ConnectionId => _upstream.ConnectionId;
+    public string HubInstanceId => _upstream.HubInstanceId;
+    public long Seq => _upstream.Seq;
+    public DateTimeOffset Now { get; }
+
+    /// <summary>The event's connection to the database; use it with <see cref="Transaction"/>.</summary>
+    public NpgsqlConnection Connection { get; }
+    public NpgsqlTransaction Transaction { get; }
+    public CancellationToken CancellationToken { get; }
+
+    /// <summary>Dapper's <c>ExecuteAsync</c> in this event's transaction: rows affected.</summary>
+    public Task<int> ExecuteAsync(string sql, object? parameters = null) =>
+        Connection.ExecuteAsync(Define(sql, parameters));
+
+    /// <summary>Dapper's <c>ExecuteScalarAsync</c> in this event's transaction.</summary>
+    public Task<T?> ExecuteScalarAsync<T>(string sql, object? parameters = null) =>
+        Connection.ExecuteScalarAsync<T>(Define(sql, parameters));
+
+    /// <summary>Dapper's <c>QueryAsync</c> in this event's transaction.</summary>
+    public async Task<IReadOnlyList<T>> QueryAsync<T>(string sql, object? parameters = null) =>
+        (await Connection.QueryAsync<T>(Define(sql, parameters))).AsList();
+
+    /// <summary>Dapper's <c>QuerySingleOrDefaultAsync</c> in this event's transaction.</summary>
+    public Task<T?> QuerySingleOrDefaultAsync<T>(string sql, object? parameters = null) =>
+        Connection.QuerySingleOrDefaultAsync<T>(Define(sql, parameters));
+
+    public Task SendToConnectionAsync(string connectionId, string type, object? payload) =>
+        EnqueueAsync(new SendToConnections { ConnectionIds = [connectionId], Type = type, Payload = ToElement(payload) });
+
+    public Task SendToGroupAsync(string group, string type, object? payload, params string[] exceptConnectionIds) =>
+        EnqueueAsync(new SendToGroup
+        {
+            Group = group,
+            ExceptConnectionIds = exceptConnectionIds.Length > 0 ? exceptConnectionIds : null,
+            Type = type,
+            Payload = ToElement(payload),
+        });
+
+    public Task SendToUserAsync(string userId, string type, object? payload) =>
+        EnqueueAsync(new SendToUser { UserId = userId, Type = type, Payload = ToElement(payload) });
+
+    public Task SendToAllAsync(string type, object? payload) =>
+        EnqueueAsync(new SendToAll { Type = type, Payload = ToElement(payload) });
+
+    /// <summary>
+    /// Adds the connection to the group at once, before this event commits: every reply another
+    /// event commits after this one is published later, so it finds the connection in the group.
+    /// (Through the outbox, a reply of a later event, flushed by another worker, could overtake
+    /// it.) Should this event roll back, the connection is in a group early, which the retry needs
+    /// anyway. A row lock is held meanwhile, so the wait for the broker is kept short: past it the
+    /// event rolls back and is retried.
+    /// </summary>
+    public async Task AddToGroupAsync(string connectionId, string group)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(CancellationToken);
+        timeout.CancelAfter(EagerPublishTimeout);
+        await _publisher.Publish(new AddToGroup { ConnectionId = connectionId, Group = group }, timeout.Token);
+    }
+
+    public Task RemoveFromGroupAsync(string connectionId, string group) =>
+        EnqueueAsync(new RemoveFromGroup { ConnectionId = connectionId, Group = group });
+
+    public Task CloseAsync(string connectionId, string reason) =>
+        EnqueueAsync(new CloseConnection { ConnectionId = connectionId, Reason = reason });
+
+    private Task EnqueueAsync<T>(T command) where T : class =>
+        _store.EnqueueAsync(Connection, Transaction, _upstream.ConnectionId, _upstream.Seq, typeof(T).Name,
+            JsonSerializer.Serialize(command, Outbox.Json), Now, CancellationToken);
+
+    private CommandDefinition Define(string sql, object? parameters) =>
+        new(sql, parameters, Transaction, cancellationToken: CancellationToken);
+
+    private static JsonElement ToElement(object? payload) => JsonSerializer.SerializeToElement(payload, Outbox.Json);
+}

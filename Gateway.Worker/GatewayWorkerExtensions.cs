@@ -1,0 +1,96 @@
+using System.Reflection;
+using MassTransit;
+using Microsoft.AspNetCore.Builder;
+using Npgsql;
+using SocketStarter.GatewayWorker.Consumers;
+using SocketStarter.GatewayWorker.Store;
+using SocketStarter.ServiceDefaults;
+
+namespace SocketStarter.GatewayWorker;
+
+/// <summary>What <see cref="GatewayWorkerExtensions.AddGatewayWorker{TApplication}"/> returns: the application's own additions.</summary>
+public sealed class GatewayWorkerBuilder(IServiceCollection services)
+{
+    public IServiceCollection Services => services;
+
+    /// <summary>
+    /// The application's versioned SQL scripts: the embedded resources <c>Migrations/*.sql</c> of
+    /// <paramref name="assembly"/> (in the project file: <c>&lt;EmbeddedResource Include="Migrations\*.sql" /&gt;</c>),
+    /// applied in name order at start-up after the runtime's own, recorded in <paramref name="journalTable"/>.
+    /// </summary>
+    public GatewayWorkerBuilder AddMigrations(Assembly assembly, string journalTable = "app_schema_versions")
+    {
+        services.AddSingleton(new MigrationSet(assembly, journalTable));
+        return this;
+    }
+}
+
+public static class GatewayWorkerExtensions
+{
+    /// <summary>The journal of the runtime's own scripts.</summary>
+    public const string JournalTable = "gateway_schema_versions";
+
+    /// <summary>
+    /// A gateway worker running <typeparamref name="TApplication"/>: it consumes the hubs' client
+    /// events and applies each exactly once and in order per connection, in a PostgreSQL
+    /// transaction that also records its replies, published after commit. Reads
+    /// <c>ConnectionStrings:rabbitmq</c>, <c>ConnectionStrings:postgres</c> and section <c>Worker</c>.
+    /// </summary>
+    public static GatewayWorkerBuilder AddGatewayWorker<TApplication>(this WebApplicationBuilder builder)
+        where TApplication : class, IGatewayApplication
+    {
+        var brokerUri = RabbitMqConnection.GetRequiredUri(builder.Configuration);
+        var connectionString = GatewayDatabase.GetRequiredConnectionString(builder.Configuration);
+
+        builder.Services.AddOptions<WorkerOptions>()
+            .BindConfiguration(WorkerOptions.Section)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(sp => new NpgsqlDataSourceBuilder(connectionString)
+            .UseLoggerFactory(sp.GetRequiredService<ILoggerFactory>())
+            .Build());
+        builder.Services.AddSingleton<GatewayStore>();
+        builder.Services.AddSingleton(new MigrationSet(typeof(GatewayWorkerExtensions).Assembly, JournalTable));
+        // Registered before the bus, so the schema is current before the first message.
+        builder.Services.AddHostedService(sp => new SchemaInitializer(
+            connectionString, sp.GetServices<MigrationSet>(), sp.GetRequiredService<ILogger<SchemaInitializer>>()));
+        builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: [ServiceDefaults.Extensions.ReadyTag]);
+
+        builder.Services.AddSingleton<Outbox>();
+        builder.Services.AddSingleton<UpstreamEventProcessor>();
+        builder.Services.AddSingleton<WorkerMetrics>();
+        builder.Services.AddHostedService<OutboxSweeper>();
+        builder.Services.AddHostedService<HubInstanceReaper>();
+        builder.Services.AddSingleton<IGatewayApplication, TApplication>();
+
+        builder.Services.AddOptions<MassTransitHostOptions>().Configure(o =>
+        {
+            o.WaitUntilStarted = true;
+            o.StartTimeout = TimeSpan.FromSeconds(60);
+            // Graceful stop: in-flight events finish before the process exits.
+            o.ConsumerStopTimeout = TimeSpan.FromSeconds(20);
+            o.StopTimeout = TimeSpan.FromSeconds(25);
+        });
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
+
+        builder.Services.AddMassTransit(x =>
+        {
+            x.AddConsumer<UpstreamConsumer, UpstreamConsumerDefinition>();
+            // Every worker hears every heartbeat: a queue of its own, deleted when it goes.
+            x.AddConsumer<HeartbeatConsumer>().Endpoint(e =>
+            {
+                e.Name = $"worker-heartbeats-{Guid.NewGuid():N}";
+                e.Temporary = true;
+            });
+            x.UsingRabbitMq((context, cfg) =>
+            {
+                cfg.Host(brokerUri);
+                cfg.ConfigureEndpoints(context);
+            });
+        });
+
+        return new GatewayWorkerBuilder(builder.Services);
+    }
+}

@@ -1,0 +1,184 @@
+using Dapper;
+using Npgsql;
+
+namespace SocketStarter.GatewayWorker.Store;
+
+/// <summary>
+/// Every SQL statement of the gateway runtime: per-connection progress, the outbox, given-up seqs,
+/// hub instances. The application's own tables are its business (see <see cref="GatewayEventContext"/>).
+/// </summary>
+public sealed class GatewayStore(NpgsqlDataSource dataSource)
+{
+    public NpgsqlDataSource DataSource => dataSource;
+
+    /// <summary>A connection's progress: its last applied seq, and whether replies of it still wait in the outbox.</summary>
+    public readonly record struct Progress(long LastSeq, bool RepliesPending);
+
+    public sealed record OutboxRow(long Id, string MessageType, string Body);
+
+    /// <summary>
+    /// Locks the connection's progress row until the transaction ends (creating it when this is its
+    /// first event), so two events of one connection never apply at once, on any worker; returns it.
+    /// One round trip.
+    /// </summary>
+    public async Task<Progress> LockProgressAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, UpstreamEvent upstream, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var batch = new NpgsqlBatch(connection, transaction)
+        {
+            BatchCommands =
+            {
+                new NpgsqlBatchCommand("""
+                    INSERT INTO gateway_connections (connection_id, hub_instance_id, last_seq, closed_at, updated_at)
+                    VALUES ($1, $2, 0, NULL, $3) ON CONFLICT (connection_id) DO NOTHING
+                    """) { Parameters = { new() { Value = upstream.ConnectionId }, new() { Value = upstream.HubInstanceId }, new() { Value = now } } },
+                new NpgsqlBatchCommand("""
+                    SELECT c.last_seq, EXISTS (SELECT 1 FROM gateway_outbox o WHERE o.connection_id = c.connection_id)
+                    FROM gateway_connections c WHERE c.connection_id = $1 FOR UPDATE
+                    """) { Parameters = { new() { Value = upstream.ConnectionId } } },
+            },
+        };
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return new Progress(reader.GetInt64(0), reader.GetBoolean(1));
+    }
+
+    /// <summary>The connection's progress as last committed, without a lock (a cheap look before applying, or while waiting).</summary>
+    public async Task<Progress> ReadProgressAsync(string connectionId, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        var row = await connection.QuerySingleAsync<(long?, bool)>(new CommandDefinition("""
+            SELECT (SELECT last_seq FROM gateway_connections WHERE connection_id = @connectionId),
+                   EXISTS (SELECT 1 FROM gateway_outbox WHERE connection_id = @connectionId)
+            """, new { connectionId }, cancellationToken: cancellationToken));
+        return new Progress(row.Item1 ?? 0, row.Item2);
+    }
+
+    /// <summary>Records the event as applied (or, for the last one, the connection as closed), with the predecessors it gave up.</summary>
+    public Task MarkAppliedAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, UpstreamEvent upstream, long seq, DateTimeOffset now, IReadOnlyCollection<long>? givenUp, CancellationToken cancellationToken) =>
+        connection.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO gateway_connections (connection_id, hub_instance_id, last_seq, closed_at, updated_at)
+            VALUES (@connectionId, @hubInstanceId, @seq, @closedAt, @now)
+            ON CONFLICT (connection_id) DO UPDATE SET last_seq = excluded.last_seq, closed_at = excluded.closed_at, updated_at = excluded.updated_at;
+            INSERT INTO gateway_given_up (connection_id, seq, given_up_at)
+            SELECT @connectionId, s, @now FROM unnest(@givenUp) AS s ON CONFLICT DO NOTHING;
+            """,
+            new
+            {
+                connectionId = upstream.ConnectionId,
+                hubInstanceId = upstream.HubInstanceId,
+                seq,
+                closedAt = upstream.IsLast ? now : (DateTimeOffset?)null,
+                now,
+                givenUp = (givenUp ?? []).ToArray(),
+            }, transaction, cancellationToken: cancellationToken));
+
+    /// <summary>True when <paramref name="seq"/> had been given up (and now no longer is).</summary>
+    public async Task<bool> ForgetGivenUpAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string connectionId, long seq, CancellationToken cancellationToken) =>
+        await connection.ExecuteAsync(new CommandDefinition(
+            "DELETE FROM gateway_given_up WHERE connection_id = @connectionId AND seq = @seq",
+            new { connectionId, seq }, transaction, cancellationToken: cancellationToken)) > 0;
+
+    public Task EnqueueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string connectionId, long seq, string messageType, string body, DateTimeOffset now, CancellationToken cancellationToken) =>
+        connection.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO gateway_outbox (connection_id, seq, message_type, body, created_at)
+            VALUES (@connectionId, @seq, @messageType, @body, @now)
+            """, new { connectionId, seq, messageType, body, now }, transaction, cancellationToken: cancellationToken));
+
+    /// <summary>The replies waiting for one connection, in the order they were written.</summary>
+    public async Task<IReadOnlyList<OutboxRow>> OutboxOfAsync(string connectionId, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return (await connection.QueryAsync<OutboxRow>(new CommandDefinition(
+            "SELECT id, message_type AS MessageType, body FROM gateway_outbox WHERE connection_id = @connectionId ORDER BY id",
+            new { connectionId }, cancellationToken: cancellationToken))).AsList();
+    }
+
+    /// <summary>Replies written before <paramref name="before"/> and still there, oldest first.</summary>
+    public async Task<IReadOnlyList<OutboxRow>> OutboxOlderThanAsync(DateTimeOffset before, int limit, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return (await connection.QueryAsync<OutboxRow>(new CommandDefinition(
+            "SELECT id, message_type AS MessageType, body FROM gateway_outbox WHERE created_at < @before ORDER BY id LIMIT @limit",
+            new { before, limit }, cancellationToken: cancellationToken))).AsList();
+    }
+
+    public async Task DeleteOutboxAsync(IEnumerable<long> ids, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "DELETE FROM gateway_outbox WHERE id = ANY(@ids)", new { ids = ids.ToArray() }, cancellationToken: cancellationToken));
+    }
+
+    /// <summary>
+    /// When the instance of connection <c>c</c> was last heard from: its latest heartbeat or the
+    /// latest event applied for any of its connections, whichever is later.
+    /// </summary>
+    private const string LastHeardSql = """
+        GREATEST((SELECT h.last_seen FROM gateway_hub_instances h WHERE h.hub_instance_id = c.hub_instance_id),
+                 (SELECT MAX(o.updated_at) FROM gateway_connections o WHERE o.hub_instance_id = c.hub_instance_id))
+        """;
+
+    /// <param name="heardAt">When this worker heard it, not the hub's own clock: a hub whose clock runs late must not look dead.</param>
+    public async Task RecordHeartbeatAsync(string hubInstanceId, int connectionCount, TimeSpan interval, DateTimeOffset heardAt, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO gateway_hub_instances (hub_instance_id, connection_count, interval_ms, last_seen)
+            VALUES (@hubInstanceId, @connectionCount, @intervalMs, @heardAt)
+            ON CONFLICT (hub_instance_id) DO UPDATE SET connection_count = excluded.connection_count,
+                interval_ms = excluded.interval_ms, last_seen = excluded.last_seen
+            WHERE excluded.last_seen > gateway_hub_instances.last_seen
+            """, new { hubInstanceId, connectionCount, intervalMs = (long)interval.TotalMilliseconds, heardAt }, cancellationToken: cancellationToken));
+    }
+
+    /// <summary>
+    /// Open connections whose hub instance has not been heard from since <paramref name="silentSince"/>:
+    /// no heartbeat, and no event of any of its connections applied. Events of a dead instance still
+    /// queued behind a backlog keep it "heard from" until the last of them is applied, so expiry
+    /// does not overtake them.
+    /// </summary>
+    public async Task<IReadOnlyList<(string ConnectionId, string HubInstanceId)>> SilentConnectionsAsync(DateTimeOffset silentSince, int limit, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return (await connection.QueryAsync<(string, string)>(new CommandDefinition($"""
+            SELECT c.connection_id, c.hub_instance_id FROM gateway_connections c
+            WHERE c.closed_at IS NULL AND {LastHeardSql} <= @silentSince
+            ORDER BY c.hub_instance_id, c.connection_id
+            LIMIT @limit
+            """, new { silentSince, limit }, cancellationToken: cancellationToken))).AsList();
+    }
+
+    /// <summary>In a transaction that holds the connection's row: still open, and its instance still silent?</summary>
+    public async Task<bool> IsOpenAndSilentAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string connectionId, DateTimeOffset silentSince, CancellationToken cancellationToken) =>
+        await connection.ExecuteScalarAsync<bool?>(new CommandDefinition($"""
+            SELECT c.closed_at IS NULL AND {LastHeardSql} <= @silentSince
+            FROM gateway_connections c WHERE c.connection_id = @connectionId
+            """, new { connectionId, silentSince }, transaction, cancellationToken: cancellationToken)) == true;
+
+    /// <summary>Forgets instances silent since <paramref name="silentSince"/> that have no open connection left.</summary>
+    public async Task ForgetSilentInstancesAsync(DateTimeOffset silentSince, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition("""
+            DELETE FROM gateway_hub_instances h
+            WHERE h.last_seen <= @silentSince
+              AND NOT EXISTS (SELECT 1 FROM gateway_connections c WHERE c.hub_instance_id = h.hub_instance_id AND c.closed_at IS NULL)
+            """, new { silentSince }, cancellationToken: cancellationToken));
+    }
+
+    /// <summary>Forgets connections closed, and seqs given up, before <paramref name="before"/>.</summary>
+    public async Task ForgetClosedAsync(DateTimeOffset before, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition("""
+            DELETE FROM gateway_connections WHERE closed_at IS NOT NULL AND closed_at < @before;
+            DELETE FROM gateway_given_up WHERE given_up_at < @before;
+            """, new { before }, cancellationToken: cancellationToken));
+    }
+
+    public async Task PingAsync(CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("SELECT 1");
+        await command.ExecuteScalarAsync(cancellationToken);
+    }
+}
