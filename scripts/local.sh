@@ -8,6 +8,7 @@ WORKER_PORT_BASE=${WORKER_PORT_BASE:-5100}
 mkdir -p "$STATE/logs" "$STATE/pids"
 
 broker_uri() { cat "$STATE/broker-uri"; }
+postgres_uri() { cat "$STATE/postgres-uri"; }
 
 wait_ready() { # URL NAME LOGFILE
   for _ in $(seq 1 300); do
@@ -21,7 +22,7 @@ wait_ready() { # URL NAME LOGFILE
 
 start_worker() { # N
   local n=$1 port=$((WORKER_PORT_BASE + $1)) log="$STATE/logs/worker-$1.log"
-  ConnectionStrings__rabbitmq="$(broker_uri)" Store__Path="$STATE/chat.db" \
+  ConnectionStrings__rabbitmq="$(broker_uri)" ConnectionStrings__postgres="$(postgres_uri)" \
     setsid dotnet "$BIN_WORKER/Chat.Worker.dll" --contentRoot "$BIN_WORKER" --urls "http://127.0.0.1:$port" \
     >>"$log" 2>&1 </dev/null &
   echo $! > "$STATE/pids/worker-$n.pid"
