@@ -14,22 +14,32 @@ public sealed partial class The_compose_file
 {
     private static readonly string ComposeFile = Path.Combine(RepositoryRoot.Path, "compose.yaml");
     private const string Password = "0123456789abcdef";
+    private const string DatabasePassword = "fedcba9876543210";
+
+    private static Dictionary<string, string> Passwords() => new()
+    {
+        ["RABBITMQ_PASSWORD"] = Password,
+        ["POSTGRES_PASSWORD"] = DatabasePassword,
+    };
 
     [Test]
     public async Task Is_valid_for_Compose()
     {
-        var result = await ComposeAsync(new() { ["RABBITMQ_PASSWORD"] = Password }, "config", "-q");
+        var result = await ComposeAsync(Passwords(), "config", "-q");
         Assert.That(result.ExitCode, Is.Zero, $"docker-compose config -q:\n{result.Error}");
     }
 
-    [Test]
-    public async Task Refuses_to_start_without_the_broker_password_and_names_it()
+    [TestCase("RABBITMQ_PASSWORD")]
+    [TestCase("POSTGRES_PASSWORD")]
+    public async Task Refuses_to_start_without_a_password_and_names_it(string missing)
     {
-        var result = await ComposeAsync(new(), "config", "-q");
+        var variables = Passwords();
+        variables.Remove(missing);
+        var result = await ComposeAsync(variables, "config", "-q");
         Assert.Multiple(() =>
         {
             Assert.That(result.ExitCode, Is.Not.Zero);
-            Assert.That(result.Error, Does.Contain("RABBITMQ_PASSWORD"));
+            Assert.That(result.Error, Does.Contain(missing));
         });
     }
 
@@ -54,10 +64,34 @@ public sealed partial class The_compose_file
                     Assert.That(condition!["condition"].Text(), Is.EqualTo(wanted), $"{name} waits for {dependency}");
                 }
             }
-            Assert.That(config["volumes"]?.AsObject().Select(v => v.Key), Is.SupersetOf(new[] { "rabbitmq-data", "worker-state" }));
+            Assert.That(config["volumes"]?.AsObject().Select(v => v.Key), Is.EquivalentTo(new[] { "rabbitmq-data", "postgres-data" }));
             Assert.That(services["rabbitmq"]!["volumes"].Items().Select(v => v.Text()), Has.Some.StartsWith("rabbitmq-data:/var/lib/rabbitmq"));
-            Assert.That(services["chat-worker"]!["volumes"].Items().Select(v => v.Text()), Has.Some.StartsWith("worker-state:/data"));
             Assert.That(services["rabbitmq"]!["image"].Text(), Does.Contain("management"), "the official management image");
+        });
+    }
+
+    [Test]
+    public async Task Keeps_the_workers_state_in_one_PostgreSQL_that_they_wait_for()
+    {
+        var services = (await ResolvedAsync())["services"]!.AsObject();
+        var postgres = services["postgres"]!;
+        var worker = services["chat-worker"]!;
+        var check = postgres["healthcheck"]?["test"].Items().Select(t => t.Text()).ToList() ?? [];
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(postgres["image"].Text(), Does.Match("^postgres:(15|17)-alpine$"), "the official image");
+            Assert.That(postgres["volumes"].Items().Select(v => v.Text()), Has.Some.StartsWith("postgres-data:/var/lib/postgresql/data"));
+            Assert.That(check, Does.Contain("pg_isready"), "healthy = the server accepts connections");
+            Assert.That(string.Join(' ', check), Does.Contain("-U socketstarter").And.Contain("-d socketstarter"));
+            Assert.That(Env(postgres, "POSTGRES_USER"), Is.EqualTo("socketstarter"));
+            Assert.That(Env(postgres, "POSTGRES_DB"), Is.EqualTo("socketstarter"));
+            Assert.That(Env(postgres, "POSTGRES_PASSWORD"), Is.EqualTo(DatabasePassword), "the database's password comes from the environment");
+
+            Assert.That(worker["depends_on"]?["postgres"]?["condition"].Text(), Is.EqualTo("service_healthy"), "workers start once the database answers");
+            Assert.That(worker["volumes"].Items(), Is.Empty, "workers keep nothing on disk: any number, on any host");
+            Assert.That(Env(worker, "Store__Path"), Is.Null, "no SQLite file any more");
+            Assert.That(Env(worker, "ConnectionStrings__postgres"), Does.Contain($":{DatabasePassword}@postgres:5432/socketstarter"));
         });
     }
 
@@ -76,7 +110,6 @@ public sealed partial class The_compose_file
             // --scale needs replicas the engine can name and place: no fixed name, no host port.
             Assert.That(worker["container_name"], Is.Null);
             Assert.That(worker["ports"], Is.Null);
-            Assert.That(Env(worker, "Store__Path"), Does.StartWith("/data/"));
             Assert.That(Env(worker, "Worker__Queue") ?? queue, Is.EqualTo(queue));
 
             Assert.That(hubs, Has.Count.EqualTo(2));
@@ -101,12 +134,18 @@ public sealed partial class The_compose_file
         var raw = await File.ReadAllTextAsync(ComposeFile);
         var example = await File.ReadAllTextAsync(Path.Combine(RepositoryRoot.Path, ".env.example"));
         var ignored = await File.ReadAllTextAsync(Path.Combine(RepositoryRoot.Path, ".dockerignore"));
+        var postgres = Env(Yaml.Documents(raw).Single()["services"]!["postgres"]!, "POSTGRES_PASSWORD");
 
         Assert.Multiple(() =>
         {
-            Assert.That(example, Does.Match("(?m)^RABBITMQ_PASSWORD=$"), ".env.example names the password and holds none");
-            Assert.That(raw, Does.Contain("${RABBITMQ_PASSWORD:?"), "a missing password stops compose with a message");
+            foreach (var variable in Passwords().Keys)
+            {
+                Assert.That(example, Does.Match($"(?m)^{variable}=$"), $".env.example names {variable} and holds none");
+                Assert.That(raw, Does.Contain($"${{{variable}:?"), $"a missing {variable} stops compose with a message");
+            }
+            Assert.That(postgres, Does.StartWith("${POSTGRES_PASSWORD:?"), "the database's password is the variable, never inline");
             Assert.That(raw, Does.Not.Match("(?im)^\\s*[A-Z_]*(PASS|PASSWORD):\\s+[^$\\s]"), "no literal password in compose.yaml");
+            Assert.That(raw, Does.Not.Match("://[^:\\s/\"']+:[^$\\s@\"']+@"), "no literal password in a URI");
             Assert.That(ignored, Does.Contain(".env"), "the env file never goes into an image");
         });
     }
@@ -115,7 +154,7 @@ public sealed partial class The_compose_file
 
     private static async Task<JsonObject> ResolvedAsync()
     {
-        var result = await ComposeAsync(new() { ["RABBITMQ_PASSWORD"] = Password }, "config");
+        var result = await ComposeAsync(Passwords(), "config");
         Assert.That(result.ExitCode, Is.Zero, result.Error);
         return Yaml.Documents(result.Output).Single();
     }
@@ -138,7 +177,8 @@ public sealed partial class The_compose_file
             };
             foreach (var argument in compose.Skip(1).Concat(["--env-file", envFile, "-f", ComposeFile]).Concat(arguments))
                 start.ArgumentList.Add(argument);
-            start.Environment.Remove("RABBITMQ_PASSWORD");
+            foreach (var variable in Passwords().Keys)
+                start.Environment.Remove(variable);
             foreach (var (key, value) in variables)
                 start.Environment[key] = value;
             using var process = Process.Start(start)!;

@@ -20,6 +20,7 @@ public sealed class The_kubernetes_manifests
         ["ConnectionStrings:rabbitmq"] = "amqp://guest:guest@127.0.0.1:5672/",
         ["Gateway:UpstreamQueue"] = "chat-worker",
         ["Store:Path"] = Path.Combine(Path.GetTempPath(), "unused.db"),
+        ["ConnectionStrings:postgres"] = "Host=127.0.0.1;Database=unused;Username=unused",
     };
 
     private static List<(string File, JsonObject Document)> Manifests() =>
@@ -36,6 +37,12 @@ public sealed class The_kubernetes_manifests
 
     private static string? Env(JsonObject container, string name) =>
         container["env"].Items().FirstOrDefault(e => e["name"].Text() == name)?["value"]?.GetValue<string>();
+
+    /// <summary>The secret and key an environment variable is read from, if it is.</summary>
+    private static (string Secret, string Key)? SecretEnv(JsonObject container, string name) =>
+        container["env"].Items().FirstOrDefault(e => e["name"].Text() == name)?["valueFrom"]?["secretKeyRef"] is { } reference
+            ? (reference["name"].Text(), reference["key"].Text())
+            : null;
 
     [Test]
     public void Are_all_well_formed_and_listed_in_the_kustomization()
@@ -132,22 +139,69 @@ public sealed class The_kubernetes_manifests
     }
 
     [Test]
-    public void Keep_the_workers_SQLite_file_on_one_node_and_secrets_out_of_the_files()
+    public void Run_workers_on_any_node_with_their_state_in_PostgreSQL()
     {
         var worker = Find("Deployment", "chat-worker");
         var pod = worker["spec"]!["template"]!["spec"]!;
-        var claim = pod["volumes"].Items().Single()["persistentVolumeClaim"]!["claimName"].Text();
-        var affinity = pod["affinity"]?["podAffinity"]?["requiredDuringSchedulingIgnoredDuringExecution"].Items().SingleOrDefault();
-        var everything = string.Join('\n', Directory.GetFiles(Folder).Select(File.ReadAllText));
+        var container = Container(worker);
 
         Assert.Multiple(() =>
         {
-            Assert.That(Find("PersistentVolumeClaim", claim)["spec"]!["accessModes"].Items().Select(a => a.Text()), Is.EqualTo(new[] { "ReadWriteOnce" }));
-            Assert.That(affinity?["topologyKey"].Text(), Is.EqualTo("kubernetes.io/hostname"), "all workers on the node that holds the file");
-            Assert.That(Env(Container(worker), "Store__Path"), Does.StartWith("/data/"));
+            Assert.That(pod["volumes"].Items(), Is.Empty, "workers keep nothing on disk");
+            Assert.That(container["volumeMounts"].Items(), Is.Empty);
+            Assert.That(pod["affinity"], Is.Null, "no worker is tied to a node or to another worker");
+            Assert.That(Manifests().Select(m => m.Document["kind"].Text()), Does.Not.Contain("PersistentVolumeClaim"), "the only claims are the StatefulSets' own");
+            Assert.That(SecretEnv(container, "ConnectionStrings__postgres"), Is.EqualTo(("socketstarter-postgres", "connection-string")));
+            Assert.That(container["env"].Items().Select(e => e["name"].Text()), Has.None.StartsWith("Store__"), "no SQLite settings any more");
+            Assert.That(container["readinessProbe"]?["httpGet"]?["path"].Text(), Is.EqualTo("/health/ready"), "ready includes the database");
+        });
+    }
+
+    [Test]
+    public void Run_one_PostgreSQL_on_its_own_volume_ready_when_it_accepts_connections()
+    {
+        var postgres = Find("StatefulSet", "postgres");
+        var service = Find("Service", postgres["spec"]!["serviceName"].Text());
+        var container = Container(postgres);
+        var claims = postgres["spec"]!["volumeClaimTemplates"].Items().ToList();
+        var readiness = container["readinessProbe"]?["exec"]?["command"].Items().Select(c => c.Text()).ToList() ?? [];
+        var labels = postgres["spec"]!["template"]!["metadata"]!["labels"]!.AsObject();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(postgres["spec"]!["replicas"].Text(), Is.EqualTo("1"));
+            Assert.That(container["image"].Text(), Does.Match("^postgres:(15|17)-alpine$"), "the official image");
+            Assert.That(claims.Select(c => c["spec"]!["accessModes"].Items().Select(a => a.Text()).Single()), Is.EqualTo(new[] { "ReadWriteOnce" }));
+            Assert.That(container["volumeMounts"].Items().Select(v => v["name"].Text()), Does.Contain(claims.Single()["metadata"]!["name"].Text()), "the data folder is on the claim");
+            Assert.That(readiness, Does.Contain("pg_isready"), "ready = the server accepts connections");
+            Assert.That(SecretEnv(container, "POSTGRES_PASSWORD"), Is.EqualTo(("socketstarter-postgres", "password")));
+            Assert.That(Env(container, "POSTGRES_USER"), Is.EqualTo("socketstarter"));
+            Assert.That(Env(container, "POSTGRES_DB"), Is.EqualTo("socketstarter"));
+            Assert.That(service["spec"]!["ports"].Items().Select(p => p["port"].Text()), Does.Contain("5432"));
+            Assert.That(service["spec"]!["selector"]!.AsObject().Select(l => (l.Key, l.Value.Text())),
+                Is.SubsetOf(labels.Select(l => (l.Key, l.Value.Text()))), "the Service selects the server's pod");
+        });
+    }
+
+    [Test]
+    public void Keep_secrets_out_of_the_files()
+    {
+        var everything = string.Join('\n', Directory.GetFiles(Folder).Select(File.ReadAllText));
+        var passwords = Manifests().SelectMany(m => Workloads(m.Document))
+            .SelectMany(c => c["env"].Items()).Where(e => e["name"].Text().Contains("PASS", StringComparison.Ordinal)).ToList();
+
+        Assert.Multiple(() =>
+        {
             Assert.That(everything, Does.Not.Match("amqp://[^\\s\"]*:[^\\s\"]*@"), "no broker password in a manifest");
+            Assert.That(everything, Does.Not.Match("postgres(ql)?://[^\\s\"]*:[^\\s\"]*@"), "no database password in a URI");
+            Assert.That(everything, Does.Not.Match("(?im)(^|[;\\s\"'])password\\s*=\\s*[^\\s;\"'$\\\\]"), "no database password in a key=value connection string");
+            Assert.That(passwords, Is.Not.Empty);
+            Assert.That(passwords.Select(e => e["value"]), Is.All.Null, "every password comes from a Secret");
             Assert.That(Manifests().Select(m => m.Document["kind"].Text()), Does.Not.Contain("Secret"));
         });
+
+        static IEnumerable<JsonNode> Workloads(JsonObject document) =>
+            document["spec"]?["template"]?["spec"]?["containers"].Items() ?? [];
     }
 
     // Each service is built in a flow of its own: MassTransit keeps its log context in an
