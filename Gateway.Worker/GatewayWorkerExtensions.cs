@@ -40,30 +40,15 @@ public static class GatewayWorkerExtensions
         where TApplication : class, IGatewayApplication
     {
         var brokerUri = RabbitMqConnection.GetRequiredUri(builder.Configuration);
-        var connectionString = GatewayDatabase.GetRequiredConnectionString(builder.Configuration);
+        var runtime = builder.AddGatewayRuntime<TApplication>();
 
         builder.Services.AddOptions<WorkerOptions>()
             .BindConfiguration(WorkerOptions.Section)
             .ValidateDataAnnotations()
             .ValidateOnStart();
-
-        builder.Services.AddSingleton(TimeProvider.System);
-        builder.Services.AddSingleton(sp => new NpgsqlDataSourceBuilder(connectionString)
-            .UseLoggerFactory(sp.GetRequiredService<ILoggerFactory>())
-            .Build());
-        builder.Services.AddSingleton<GatewayStore>();
-        builder.Services.AddSingleton(new MigrationSet(typeof(GatewayWorkerExtensions).Assembly, JournalTable));
-        // Registered before the bus, so the schema is current before the first message.
-        builder.Services.AddHostedService(sp => new SchemaInitializer(
-            connectionString, sp.GetServices<MigrationSet>(), sp.GetRequiredService<ILogger<SchemaInitializer>>()));
-        builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: [ServiceDefaults.Extensions.ReadyTag]);
-
-        builder.Services.AddSingleton<Outbox>();
-        builder.Services.AddSingleton<UpstreamEventProcessor>();
         builder.Services.AddSingleton<WorkerMetrics>();
         builder.Services.AddHostedService<OutboxSweeper>();
         builder.Services.AddHostedService<HubInstanceReaper>();
-        builder.Services.AddSingleton<IGatewayApplication, TApplication>();
 
         builder.Services.AddOptions<MassTransitHostOptions>().Configure(o =>
         {
@@ -91,6 +76,33 @@ public static class GatewayWorkerExtensions
             });
         });
 
+        return runtime;
+    }
+
+    /// <summary>
+    /// The runtime without the bus: the database (migrated at start-up), the processor that applies
+    /// events in order and once, the outbox and <typeparamref name="TApplication"/>. A worker adds
+    /// the consumers to it; the bench's in-process baseline hands events to the processor itself.
+    /// </summary>
+    public static GatewayWorkerBuilder AddGatewayRuntime<TApplication>(this WebApplicationBuilder builder)
+        where TApplication : class, IGatewayApplication
+    {
+        var connectionString = GatewayDatabase.GetRequiredConnectionString(builder.Configuration);
+
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(sp => new NpgsqlDataSourceBuilder(connectionString)
+            .UseLoggerFactory(sp.GetRequiredService<ILoggerFactory>())
+            .Build());
+        builder.Services.AddSingleton<GatewayStore>();
+        builder.Services.AddSingleton(new MigrationSet(typeof(GatewayWorkerExtensions).Assembly, JournalTable));
+        // Registered before the bus, so the schema is current before the first message.
+        builder.Services.AddHostedService(sp => new SchemaInitializer(
+            connectionString, sp.GetServices<MigrationSet>(), sp.GetRequiredService<ILogger<SchemaInitializer>>()));
+        builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: [ServiceDefaults.Extensions.ReadyTag]);
+
+        builder.Services.AddSingleton<Outbox>();
+        builder.Services.AddSingleton<UpstreamEventProcessor>();
+        builder.Services.AddSingleton<IGatewayApplication, TApplication>();
         return new GatewayWorkerBuilder(builder.Services);
     }
 }

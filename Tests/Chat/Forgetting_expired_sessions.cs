@@ -1,34 +1,36 @@
-using Microsoft.Data.Sqlite;
+using Dapper;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
+using Npgsql;
 using SocketStarter.ChatWorker.Chat;
-using SocketStarter.ChatWorker.Store;
+using SocketStarter.GatewayWorker;
+using SocketStarter.GatewayWorker.Store;
 
 namespace SocketStarter.Tests.Chat;
 
 /// <summary>Sessions past Chat:SessionLifetime with no open connection are forgotten; the rest stay.</summary>
 public sealed class Forgetting_expired_sessions
 {
-    private string _folder = null!;
-    private SqliteStore _store = null!;
-    private StoreWriter _writer = null!;
+    private string _database = null!;
+    private NpgsqlDataSource _dataSource = null!;
 
     [SetUp]
     public async Task Create()
     {
-        _folder = Directory.CreateTempSubdirectory("sessions-").FullName;
-        _store = new SqliteStore(Options.Create(new StoreOptions { Path = Path.Combine(_folder, "chat.db") }));
-        await _store.CreateSchemaAsync([new ChatSchema()], CancellationToken.None);
-        _writer = new StoreWriter(_store, NullLogger<StoreWriter>.Instance);
+        _database = $"sessions-{Guid.NewGuid():N}";
+        var connectionString = await TestRun.Database.CreateDatabaseAsync(_database);
+        await SchemaMigrations.MigrateAsync(connectionString,
+            [new MigrationSet(typeof(GatewayWorkerExtensions).Assembly, GatewayWorkerExtensions.JournalTable), new MigrationSet(typeof(ChatApplication).Assembly, "app_schema_versions")],
+            NullLogger.Instance, CancellationToken.None);
+        _dataSource = NpgsqlDataSource.Create(connectionString);
     }
 
     [TearDown]
     public async Task Remove()
     {
-        await _writer.DisposeAsync();
-        SqliteConnection.ClearAllPools();
-        Directory.Delete(_folder, recursive: true);
+        await _dataSource.DisposeAsync();
+        await TestRun.Database.DropDatabaseAsync(_database);
     }
 
     [Test]
@@ -38,40 +40,26 @@ public sealed class Forgetting_expired_sessions
         var lifetime = TimeSpan.FromDays(1);
         var old = clock.GetUtcNow() - lifetime - TimeSpan.FromMinutes(1);
         var recent = clock.GetUtcNow() - TimeSpan.FromHours(1);
-        await ExecuteAsync($"""
-            INSERT INTO chat_sessions (session_id, token, name, created_at) VALUES ('old-idle', 'h1', 'A', '{old:O}'), ('old-connected', 'h2', 'B', '{old:O}'), ('recent-idle', 'h3', 'C', '{recent:O}');
-            INSERT INTO chat_connections VALUES ('conn-b', 'hub', 'old-connected', '{old:O}');
-            INSERT INTO chat_members VALUES ('lobby', 'old-idle', '{old:O}'), ('lobby', 'old-connected', '{old:O}');
-            """);
-        var sweeper = new ExpiredSessionSweeper(_writer, Options.Create(new ChatOptions { SessionLifetime = lifetime }), clock, NullLogger<ExpiredSessionSweeper>.Instance);
+        await using (var connection = await _dataSource.OpenConnectionAsync())
+        {
+            await connection.ExecuteAsync("""
+                INSERT INTO chat_sessions (session_id, token, name, created_at) VALUES ('old-idle', 'h1', 'A', @old), ('old-connected', 'h2', 'B', @old), ('recent-idle', 'h3', 'C', @recent);
+                INSERT INTO chat_connections VALUES ('conn-b', 'hub', 'old-connected', @old);
+                INSERT INTO chat_members VALUES ('lobby', 'old-idle', @old), ('lobby', 'old-connected', @old);
+                """, new { old, recent });
+        }
+        var sweeper = new ExpiredSessionSweeper(_dataSource, Options.Create(new ChatOptions { SessionLifetime = lifetime }), clock, NullLogger<ExpiredSessionSweeper>.Instance);
 
         var forgotten = await sweeper.SweepAsync(CancellationToken.None);
 
-        Assert.Multiple(async () =>
+        await using var check = await _dataSource.OpenConnectionAsync();
+        var sessions = (await check.QueryAsync<string>("SELECT session_id FROM chat_sessions ORDER BY session_id")).ToList();
+        var members = (await check.QueryAsync<string>("SELECT session_id FROM chat_members")).ToList();
+        Assert.Multiple(() =>
         {
             Assert.That(forgotten, Is.EqualTo(1));
-            Assert.That(await ColumnAsync("SELECT session_id FROM chat_sessions ORDER BY session_id"), Is.EqualTo(new[] { "old-connected", "recent-idle" }));
-            Assert.That(await ColumnAsync("SELECT session_id FROM chat_members"), Is.EqualTo(new[] { "old-connected" }));
+            Assert.That(sessions, Is.EqualTo(new[] { "old-connected", "recent-idle" }));
+            Assert.That(members, Is.EqualTo(new[] { "old-connected" }));
         });
-    }
-
-    private async Task ExecuteAsync(string sql)
-    {
-        await using var connection = await _store.OpenAsync(CancellationToken.None);
-        await using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        await command.ExecuteNonQueryAsync();
-    }
-
-    private async Task<List<string>> ColumnAsync(string sql)
-    {
-        await using var connection = await _store.OpenAsync(CancellationToken.None);
-        await using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        var values = new List<string>();
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
-            values.Add(reader.GetString(0));
-        return values;
     }
 }

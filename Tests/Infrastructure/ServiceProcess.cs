@@ -36,6 +36,22 @@ public sealed class ServiceProcess : IAsyncDisposable
     /// <summary>Starts <paramref name="assembly"/> from the test output folder and waits until /health/ready answers.</summary>
     public static async Task<ServiceProcess> StartAsync(string assembly, IDictionary<string, string?> settings, string workingDirectory)
     {
+        var service = Launch(assembly, settings, workingDirectory);
+        using var http = new HttpClient { BaseAddress = service.BaseAddress, Timeout = TimeSpan.FromSeconds(2) };
+        await Wait.UntilAsync(async () =>
+        {
+            if (service.HasExited)
+                Assert.Fail($"{assembly} exited with {service.ExitCode} before it was ready:\n{service.Output}");
+            try { return (await http.GetAsync("health/ready")).IsSuccessStatusCode; }
+            catch (HttpRequestException) { return false; }
+            catch (TaskCanceledException) { return false; }
+        }, $"{assembly} reports ready", TimeSpan.FromSeconds(60));
+        return service;
+    }
+
+    /// <summary>Starts <paramref name="assembly"/> without waiting for it (one that should fail to start).</summary>
+    public static ServiceProcess Launch(string assembly, IDictionary<string, string?> settings, string workingDirectory)
+    {
         var port = FreePort();
         var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, assembly), "--contentRoot", workingDirectory])
         {
@@ -49,17 +65,7 @@ public sealed class ServiceProcess : IAsyncDisposable
         foreach (var (key, value) in settings)
             start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
 
-        var service = new ServiceProcess(Process.Start(start)!, new Uri($"http://127.0.0.1:{port}/"));
-        using var http = new HttpClient { BaseAddress = service.BaseAddress, Timeout = TimeSpan.FromSeconds(2) };
-        await Wait.UntilAsync(async () =>
-        {
-            if (service.HasExited)
-                Assert.Fail($"{assembly} exited with {service.ExitCode} before it was ready:\n{service.Output}");
-            try { return (await http.GetAsync("health/ready")).IsSuccessStatusCode; }
-            catch (HttpRequestException) { return false; }
-            catch (TaskCanceledException) { return false; }
-        }, $"{assembly} reports ready", TimeSpan.FromSeconds(60));
-        return service;
+        return new ServiceProcess(Process.Start(start)!, new Uri($"http://127.0.0.1:{port}/"));
     }
 
     /// <summary>What an orchestrator sends to stop a service gracefully.</summary>

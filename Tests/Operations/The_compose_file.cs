@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using SocketStarter.GatewayWorker;
 using SocketStarter.ChatWorker;
 using SocketStarter.Tests.Infrastructure;
 

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
+using SocketStarter.GatewayWorker;
 using SocketStarter.ChatWorker;
 using SocketStarter.Tests.Infrastructure;
 

@@ -1,7 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Microsoft.AspNetCore.SignalR;
-using SocketStarter.ChatWorker.Gateway;
+using SocketStarter.GatewayWorker;
 using SocketStarter.Messages;
 
 namespace SocketStarter.Baseline;
@@ -9,7 +9,7 @@ namespace SocketStarter.Baseline;
 /// <summary>
 /// The same client protocol as Hub.Front (<c>Send(type, payload)</c> returns the event's seq;
 /// events arrive as <c>Event(type, payload)</c>), but the chat runs here, in the hub's process.
-/// Each event goes through the workers' own processor: one SQLite transaction records the effect,
+/// Each event goes through the workers' own processor: one PostgreSQL transaction records the effect,
 /// the connection's seq and the replies (outbox), then the replies are sent.
 /// </summary>
 public sealed class MonolithHub(
