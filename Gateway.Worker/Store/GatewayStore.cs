@@ -30,17 +30,20 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
                 new NpgsqlBatchCommand("""
                     INSERT INTO gateway_connections (connection_id, hub_instance_id, last_seq, closed_at, updated_at)
                     VALUES ($1, $2, 0, NULL, $3) ON CONFLICT (connection_id) DO NOTHING
-                    """) { Parameters = { new() { Value = upstream.ConnectionId }, new() { Value = upstream.HubInstanceId }, new() { Value = now } } },
+                    """) { Parameters = { Text(upstream.ConnectionId), Text(upstream.HubInstanceId), new() { Value = now } } },
                 new NpgsqlBatchCommand("""
                     SELECT c.last_seq, EXISTS (SELECT 1 FROM gateway_outbox o WHERE o.connection_id = c.connection_id)
                     FROM gateway_connections c WHERE c.connection_id = $1 FOR UPDATE
-                    """) { Parameters = { new() { Value = upstream.ConnectionId } } },
+                    """) { Parameters = { Text(upstream.ConnectionId) } },
             },
         };
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
         return new Progress(reader.GetInt64(0), reader.GetBoolean(1));
     }
+
+    // Typed, so that a malformed event's null reaches the database (and fails there, by name) rather than the driver.
+    private static NpgsqlParameter Text(string? value) => new() { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text, Value = (object?)value ?? DBNull.Value };
 
     /// <summary>The connection's progress as last committed, without a lock (a cheap look before applying, or while waiting).</summary>
     public async Task<Progress> ReadProgressAsync(string connectionId, CancellationToken cancellationToken)

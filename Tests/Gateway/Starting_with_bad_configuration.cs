@@ -26,6 +26,40 @@ public sealed class Starting_with_bad_configuration
         });
     }
 
+    [TestCase(null, "ConnectionStrings:postgres is not set")]
+    [TestCase("", "ConnectionStrings:postgres is not set")]
+    [TestCase("Host=127.0.0.1;Frobnicate=yes", "ConnectionStrings:postgres is not a PostgreSQL connection string")]
+    [TestCase("Database=chat;Username=u", "ConnectionStrings:postgres names no host")]
+    public void Stops_a_worker_without_a_usable_database_setting_naming_it(string? value, string expected)
+    {
+        var settings = new Dictionary<string, string?>(Valid) { ["ConnectionStrings:postgres"] = value };
+
+        Assert.That(() => TestSystem.BuildWorker(settings), Throws.InvalidOperationException.With.Message.Contains(expected));
+    }
+
+    [TestCase("password", "refused the login")]
+    [TestCase("database", "does not exist")]
+    public async Task A_worker_process_whose_database_refuses_it_exits_at_start_naming_the_setting(string wrong, string expected)
+    {
+        await using var system = await TestSystem.CreateAsync();
+        var connection = new Npgsql.NpgsqlConnectionStringBuilder(system.DatabaseConnectionString);
+        if (wrong == "password")
+            connection.Password = "not-the-password";
+        else
+            connection.Database = "no_such_database";
+
+        await using var worker = ServiceProcess.Launch("Chat.Worker.dll",
+            system.Settings(new Dictionary<string, string?> { ["ConnectionStrings:postgres"] = connection.ConnectionString }), system.Directory);
+        await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(worker.ExitCode, Is.Not.Zero);
+            Assert.That(worker.Output, Does.Contain("ConnectionStrings:postgres").And.Contain(expected));
+            Assert.That(worker.Output, Does.Not.Contain("not-the-password"), "the password is not logged");
+        });
+    }
+
     [TestCase("Gateway:UpstreamQueue", "")]
     [TestCase("Gateway:UpstreamQueue", "has spaces")]
     [TestCase("Gateway:MaxPayloadBytes", "0")]

@@ -22,8 +22,11 @@ public sealed class TestSystem : IAsyncDisposable
     private readonly List<WebApplication> _hosts = [];
     private readonly List<ChatClient> _clients = [];
 
-    private TestSystem(string virtualHost, Uri brokerUri, string database, string databaseConnectionString, string directory)
+    private readonly Database _server;
+
+    private TestSystem(string virtualHost, Uri brokerUri, Database server, string database, string databaseConnectionString, string directory)
     {
+        _server = server;
         VirtualHost = virtualHost;
         BrokerUri = brokerUri;
         DatabaseName = database;
@@ -40,14 +43,16 @@ public sealed class TestSystem : IAsyncDisposable
     public string Directory { get; }
     public Broker Broker => TestRun.Broker;
 
-    public static async Task<TestSystem> CreateAsync()
+    /// <param name="server">The PostgreSQL server of its database: the run's, unless the test stops one of its own.</param>
+    public static async Task<TestSystem> CreateAsync(Database? server = null)
     {
+        server ??= TestRun.Database;
         var name = $"test-{Guid.NewGuid():N}";
         var uri = TestRun.Broker.CreateVirtualHostAsync(name);
-        var database = TestRun.Database.CreateDatabaseAsync(name);
+        var database = server.CreateDatabaseAsync(name);
         var directory = Path.Combine(Path.GetTempPath(), name);
         System.IO.Directory.CreateDirectory(directory);
-        return new TestSystem(name, await uri, name, await database, directory);
+        return new TestSystem(name, await uri, server, name, await database, directory);
     }
 
     /// <summary>A connection to this test's database, to look at what the workers wrote.</summary>
@@ -142,7 +147,8 @@ public sealed class TestSystem : IAsyncDisposable
             await host.DisposeAsync();
         }
         await TestRun.Broker.DeleteVirtualHostAsync(VirtualHost);
-        await TestRun.Database.DropDatabaseAsync(DatabaseName);
+        try { await _server.DropDatabaseAsync(DatabaseName); }
+        catch (Npgsql.NpgsqlException) { } // a server the test stopped goes with its data anyway
         try { System.IO.Directory.Delete(Directory, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
