@@ -6,9 +6,10 @@ using SocketStarter.Tests.Infrastructure;
 namespace SocketStarter.Tests.Bench;
 
 /// <summary>
-/// Keeps bench/ working: each scenario at its smallest size, on this run's broker, against both
-/// targets. No figure is asserted (speed is for the benchmark to print); that every message
-/// accepted reached every member of its room, and that the JSON holds what it promises, is.
+/// Keeps bench/ working: each scenario at its smallest size, on this run's broker and database
+/// server, against both targets. No figure is asserted (speed is for the benchmark to print); that
+/// every message accepted reached every member of its room, and that the JSON holds what it
+/// promises, is.
 /// </summary>
 public sealed class Running_the_benchmarks
 {
@@ -92,7 +93,8 @@ public sealed class Running_the_benchmarks
             // can circle the queue waiting for each other for many seconds (bench/RESULTS.md), so
             // only the run's drain limit (60 s) ends the wait, and what is left counts as missing.
             var (exitCode, output) = await StartBenchAsync([scenario, "--tiny", "--drain-timeout", "60", "--json", json,
-                "--rabbitmq", TestRun.Broker.Amqp.ToString(), "--rabbitmq-management", TestRun.Broker.Management.ToString()]);
+                "--rabbitmq", TestRun.Broker.Amqp.ToString(), "--rabbitmq-management", TestRun.Broker.Management.ToString(),
+                "--postgres", TestRun.Database.AdminConnectionString]);
             Assert.That(exitCode, Is.Zero, output);
 
             using var document = JsonDocument.Parse(await File.ReadAllTextAsync(json));

@@ -37,12 +37,13 @@ public static class Cli
     private static readonly Option<double> DrainLimitOption = new("--drain-limit") { Description = "Seconds the run waits at most for the backlog after the load stops; what is left counts as missing.", DefaultValueFactory = _ => 60 };
     private static readonly Option<string?> WorkersOption = new("--workers", "-w") { Description = "Gateway workers, or a list for saturation (1,2,4)." };
     private static readonly Option<string> TargetOption = new("--target", "-t") { Description = "gateway, baseline or both.", DefaultValueFactory = _ => "both" };
-    private static readonly Option<string> SyncOption = new("--sync") { Description = "Store:Synchronous for both targets: FULL or NORMAL.", DefaultValueFactory = _ => "FULL" };
+    private static readonly Option<string> SyncOption = new("--sync") { Description = "PostgreSQL's synchronous_commit for both targets' databases: on (a commit waits for its WAL flush) or off.", DefaultValueFactory = _ => "on" };
     private static readonly Option<int?> PrefetchOption = new("--prefetch") { Description = "Worker:PrefetchCount (default: the worker's own)." };
     private static readonly Option<int?> ConcurrencyOption = new("--concurrency") { Description = "Worker:ConcurrentMessageLimit (default: the worker's own)." };
     private static readonly Option<bool> TinyOption = new("--tiny") { Description = "Smallest sizes, to check the tool works (the smoke test)." };
     private static readonly Option<string?> RabbitOption = new("--rabbitmq") { Description = "Use this broker (amqp://user:pass@host:port/) instead of starting a private node." };
     private static readonly Option<string?> ManagementOption = new("--rabbitmq-management") { Description = "Its management API (http://user:pass@host:port/); default port 15672." };
+    private static readonly Option<string?> PostgresOption = new("--postgres") { Description = "Use this PostgreSQL server (postgresql://user:pass@host:port/db, or an Npgsql connection string; a user that may create databases) instead of starting a private cluster." };
     private static readonly Option<string?> JsonOption = new("--json") { Description = "Where to write the JSON results (default .local/bench/<run>/results.json)." };
     private static readonly Option<string?> MarkdownOption = new("--markdown") { Description = "Also write the tables into this Markdown file, between its bench markers (bench/RESULTS.md)." };
 
@@ -54,7 +55,7 @@ public static class Cli
             var command = new Command(name, description)
             {
                 ConnectionsOption, RoomSizeOption, RateOption, WindowOption, DurationOption, WarmupOption, DrainOption, DrainLimitOption, WorkersOption,
-                TargetOption, SyncOption, PrefetchOption, ConcurrencyOption, TinyOption, RabbitOption, ManagementOption, JsonOption, MarkdownOption,
+                TargetOption, SyncOption, PrefetchOption, ConcurrencyOption, TinyOption, RabbitOption, ManagementOption, PostgresOption, JsonOption, MarkdownOption,
             };
             command.SetAction((parse, token) => RunAsync([name], parse, token));
             root.Subcommands.Add(command);
@@ -62,7 +63,7 @@ public static class Cli
 
         var all = new Command("all", "Every scenario, one after the other, on one broker.")
         {
-            DrainOption, DrainLimitOption, TargetOption, SyncOption, PrefetchOption, ConcurrencyOption, TinyOption, RabbitOption, ManagementOption, JsonOption, MarkdownOption,
+            DrainOption, DrainLimitOption, TargetOption, SyncOption, PrefetchOption, ConcurrencyOption, TinyOption, RabbitOption, ManagementOption, PostgresOption, JsonOption, MarkdownOption,
         };
         all.SetAction((parse, token) => RunAsync([.. Scenarios.Keys], parse, token));
         root.Subcommands.Add(all);
@@ -73,11 +74,13 @@ public static class Cli
     {
         List<ScenarioSettings> settings;
         Uri? rabbit, management;
+        string? postgres;
         try
         {
             settings = scenarios.Select(s => Settings(s, parse)).ToList();
             rabbit = ParseUri(parse.GetValue(RabbitOption), "--rabbitmq", "amqp");
             management = ParseUri(parse.GetValue(ManagementOption), "--rabbitmq-management", "http");
+            postgres = ParsePostgres(parse.GetValue(PostgresOption));
         }
         catch (BenchException ex)
         {
@@ -91,7 +94,8 @@ public static class Cli
         try
         {
             await using var broker = await Broker.StartAsync(rabbit, management, runDirectory);
-            var runner = new ScenarioRunner(broker, runDirectory);
+            await using var database = await Database.StartAsync(postgres, runDirectory);
+            var runner = new ScenarioRunner(broker, database, runDirectory);
             foreach (var s in settings)
                 results.Add(await runner.RunAsync(s, cancellationToken));
         }
@@ -100,9 +104,14 @@ public static class Cli
             await Console.Error.WriteLineAsync("error: " + ex.Message);
             return 1;
         }
+        catch (Npgsql.NpgsqlException ex)
+        {
+            await Console.Error.WriteLineAsync("error: PostgreSQL: " + ex.Message);
+            return 1;
+        }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            await Console.Error.WriteLineAsync("Interrupted; the services and the broker node it started are stopped.");
+            await Console.Error.WriteLineAsync("Interrupted; the services, the broker node and the database cluster it started are stopped.");
             return 130;
         }
 
@@ -149,9 +158,9 @@ public static class Cli
             "baseline" => ["baseline"],
             var other => throw new BenchException($"--target must be gateway, baseline or both, not '{other}'."),
         };
-        var sync = parse.GetValue(SyncOption)?.ToUpperInvariant();
-        if (sync is not ("FULL" or "NORMAL"))
-            throw new BenchException("--sync must be FULL or NORMAL.");
+        var sync = parse.GetValue(SyncOption)?.ToLowerInvariant();
+        if (sync is not ("on" or "off"))
+            throw new BenchException($"--sync must be on or off (PostgreSQL's synchronous_commit), not '{parse.GetValue(SyncOption)}'.");
         if (parse.GetValue(PrefetchOption) is < 1 || parse.GetValue(ConcurrencyOption) is < 1)
             throw new BenchException("--prefetch and --concurrency must be at least 1.");
 
@@ -170,6 +179,20 @@ public static class Cli
         if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || !uri.Scheme.StartsWith(scheme, StringComparison.Ordinal))
             throw new BenchException($"{option} must be an absolute {scheme} URI such as {scheme}://guest:guest@127.0.0.1:{(scheme == "amqp" ? 5672 : 15672)}/, not '{text}'.");
         return uri;
+    }
+
+    private static string? ParsePostgres(string? text)
+    {
+        if (text is null)
+            return null;
+        try
+        {
+            return Database.ToConnectionString(text);
+        }
+        catch (Exception ex) when (ex is ArgumentException or FormatException or UriFormatException or KeyNotFoundException)
+        {
+            throw new BenchException($"--postgres must be a URI such as postgresql://postgres:password@127.0.0.1:5432/postgres or an Npgsql connection string ({ex.Message}).");
+        }
     }
 
     private static int[] ParseWorkers(string text)

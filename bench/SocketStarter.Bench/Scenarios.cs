@@ -12,8 +12,8 @@ public sealed record ScenarioSettings(
     IReadOnlyList<string> Targets,
     ServiceSettings Services);
 
-/// <summary>Runs a scenario against each target, one after the other, each on fresh processes and a fresh store.</summary>
-public sealed class ScenarioRunner(Broker broker, string runDirectory)
+/// <summary>Runs a scenario against each target, one after the other, each on fresh processes and a fresh database.</summary>
+public sealed class ScenarioRunner(Broker broker, Database database, string runDirectory)
 {
     public async Task<ScenarioResult> RunAsync(ScenarioSettings settings, CancellationToken cancellationToken)
     {
@@ -37,8 +37,8 @@ public sealed class ScenarioRunner(Broker broker, string runDirectory)
         var loadBefore = Machine.LoadAverage();
         var clock = Stopwatch.StartNew();
         await using ITarget target = targetName == "gateway"
-            ? await GatewayTarget.StartAsync(broker, workers, settings.Services, runDirectory, cancellationToken)
-            : await BaselineTarget.StartAsync(settings.Services, runDirectory, cancellationToken);
+            ? await GatewayTarget.StartAsync(broker, database, workers, settings.Services, runDirectory, cancellationToken)
+            : await BaselineTarget.StartAsync(database, settings.Services, runDirectory, cancellationToken);
 
         var stats = new Stats();
         var label = $"{settings.Scenario}/{target.Name}{(workers > 0 ? $"/{workers}w" : "")}";
@@ -94,7 +94,7 @@ public sealed class ScenarioRunner(Broker broker, string runDirectory)
             settings.Plan.Connections,
             settings.Plan.RoomSize,
             settings.Plan.Rate,
-            settings.Services.Synchronous,
+            settings.Services.SynchronousCommit,
             new ConnectionResult(settings.Plan.Connections - load.ConnectFailures, load.ConnectFailures, stillOpen, stats.ConnectLatency()),
             load.Offered,
             stats.Sent,
@@ -125,7 +125,7 @@ public sealed record RunResult(
     int Connections,
     int RoomSize,
     double TargetRate,
-    string Synchronous,
+    string SynchronousCommit,
     ConnectionResult ConnectionsOpened,
     long Offered,
     long Sent,

@@ -14,22 +14,24 @@ public interface ITarget : IAsyncDisposable
     Task ReplaceWorkerAsync(int index, CancellationToken cancellationToken);
 }
 
-/// <summary>How the services are set up for a run.</summary>
-public sealed record ServiceSettings(string Synchronous, int? PrefetchCount, int? ConcurrentMessageLimit);
+/// <summary>How the services are set up for a run. <c>SynchronousCommit</c>: PostgreSQL's synchronous_commit, on or off.</summary>
+public sealed record ServiceSettings(string SynchronousCommit, int? PrefetchCount, int? ConcurrentMessageLimit);
 
-/// <summary>Hub.Front and W Chat.Worker processes on a broker virtual host of their own.</summary>
+/// <summary>Hub.Front and W Chat.Worker processes on a broker virtual host and a database of their own.</summary>
 public sealed class GatewayTarget : ITarget
 {
     private readonly Broker _broker;
+    private readonly Database _database;
     private readonly string _vhost;
     private readonly Dictionary<string, string> _workerSettings;
     private readonly string _logs;
     private readonly List<Service> _workers = [];
     private int _generation;
 
-    private GatewayTarget(Broker broker, string vhost, Dictionary<string, string> workerSettings, string logs)
+    private GatewayTarget(Broker broker, Database database, string vhost, Dictionary<string, string> workerSettings, string logs)
     {
         _broker = broker;
+        _database = database;
         _vhost = vhost;
         _workerSettings = workerSettings;
         _logs = logs;
@@ -40,25 +42,25 @@ public sealed class GatewayTarget : ITarget
     public Service Hub { get; private set; } = null!;
     public int WorkerCount => _workers.Count;
 
-    public static async Task<GatewayTarget> StartAsync(Broker broker, int workers, ServiceSettings settings, string runDirectory, CancellationToken cancellationToken)
+    public static async Task<GatewayTarget> StartAsync(Broker broker, Database database, int workers, ServiceSettings settings, string runDirectory, CancellationToken cancellationToken)
     {
+        // One name for the run's virtual host, database and log folder.
         var vhost = $"bench-{Guid.NewGuid():N}";
         var amqp = await broker.CreateVirtualHostAsync(vhost);
         var logs = Directory.CreateDirectory(Path.Combine(runDirectory, "logs", vhost)).FullName;
         var workerSettings = new Dictionary<string, string>
         {
             ["ConnectionStrings:rabbitmq"] = amqp.ToString(),
-            ["Store:Path"] = Path.Combine(runDirectory, $"{vhost}.db"),
-            ["Store:Synchronous"] = settings.Synchronous,
         };
         if (settings.PrefetchCount is { } prefetch)
             workerSettings["Worker:PrefetchCount"] = prefetch.ToString(System.Globalization.CultureInfo.InvariantCulture);
         if (settings.ConcurrentMessageLimit is { } limit)
             workerSettings["Worker:ConcurrentMessageLimit"] = limit.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-        var target = new GatewayTarget(broker, vhost, workerSettings, logs);
+        var target = new GatewayTarget(broker, database, vhost, workerSettings, logs);
         try
         {
+            workerSettings["ConnectionStrings:postgres"] = await database.CreateDatabaseAsync(vhost, settings.SynchronousCommit);
             // Workers first: they declare the queue the hub sends to. Started together: each takes seconds.
             target._workers.AddRange(await Task.WhenAll(Enumerable.Range(1, workers).Select(target.StartWorkerAsync)));
             target.Hub = await Service.StartAsync("hub", Repository.Binary("Hub.Front"),
@@ -97,53 +99,56 @@ public sealed class GatewayTarget : ITarget
         foreach (var worker in _workers)
             await worker.DisposeAsync();
         await _broker.DeleteVirtualHostAsync(_vhost);
-        Store.Delete(_workerSettings["Store:Path"]);
+        await _database.DropDatabaseAsync(_vhost);
     }
 }
 
-/// <summary>The monolith: the same chat, store and outbox inside a plain SignalR hub; no broker.</summary>
+/// <summary>The monolith: the same chat, store and outbox inside a plain SignalR hub, on a database of its own; no broker.</summary>
 public sealed class BaselineTarget : ITarget
 {
+    private readonly Database _database;
+    private readonly string _databaseName;
+
+    private BaselineTarget(Database database, string databaseName)
+    {
+        _database = database;
+        _databaseName = databaseName;
+    }
+
     public string Name => "baseline";
     public Uri HubUrl => new(Hub.BaseAddress, "hub");
-    public Service Hub { get; private init; } = null!;
+    public Service Hub { get; private set; } = null!;
     public int WorkerCount => 0;
 
-    public static async Task<BaselineTarget> StartAsync(ServiceSettings settings, string runDirectory, CancellationToken cancellationToken)
+    public static async Task<BaselineTarget> StartAsync(Database database, ServiceSettings settings, string runDirectory, CancellationToken cancellationToken)
     {
         var name = $"baseline-{Guid.NewGuid():N}";
         var logs = Directory.CreateDirectory(Path.Combine(runDirectory, "logs", name)).FullName;
-        var hub = await Service.StartAsync("baseline", Repository.Binary("SocketStarter.Baseline"), new Dictionary<string, string>
+        var target = new BaselineTarget(database, name);
+        try
         {
-            ["Store:Path"] = Path.Combine(runDirectory, $"{name}.db"),
-            ["Store:Synchronous"] = settings.Synchronous,
-        }, logs, cancellationToken);
-        return new BaselineTarget { Hub = hub, StorePath = Path.Combine(runDirectory, $"{name}.db") };
+            var connectionString = await database.CreateDatabaseAsync(name, settings.SynchronousCommit);
+            target.Hub = await Service.StartAsync("baseline", Repository.Binary("SocketStarter.Baseline"), new Dictionary<string, string>
+            {
+                ["ConnectionStrings:postgres"] = connectionString,
+            }, logs, cancellationToken);
+            return target;
+        }
+        catch
+        {
+            await target.DisposeAsync();
+            throw;
+        }
     }
-
-    private string StorePath { get; init; } = "";
 
     public Task ReplaceWorkerAsync(int index, CancellationToken cancellationToken) =>
         throw new NotSupportedException("The monolith has no workers: replacing its logic means restarting the process that holds every socket.");
 
     public async ValueTask DisposeAsync()
     {
-        await Hub.DisposeAsync();
-        Store.Delete(StorePath);
-    }
-}
-
-/// <summary>A run's SQLite files: hundreds of MB after a long run, and of no use once it is over.</summary>
-internal static class Store
-{
-    public static void Delete(string path)
-    {
-        foreach (var file in new[] { path, path + "-wal", path + "-shm" })
-        {
-            try { File.Delete(file); }
-            catch (IOException) { }
-            catch (UnauthorizedAccessException) { }
-        }
+        if (Hub is not null)
+            await Hub.DisposeAsync();
+        await _database.DropDatabaseAsync(_databaseName);
     }
 }
 
