@@ -101,9 +101,48 @@ public sealed class GatewayEventContext
     public Task CloseAsync(string connectionId, string reason) =>
         EnqueueAsync(new CloseConnection { ConnectionId = connectionId, Reason = reason });
 
-    private Task EnqueueAsync<T>(T command) where T : class =>
-        _store.EnqueueAsync(Connection, Transaction, _upstream.ConnectionId, _upstream.Seq, typeof(T).Name,
-            JsonSerializer.Serialize(command, Outbox.Json), Now, CancellationToken);
+    /// <summary>
+    /// A savepoint in this event's transaction. Use these rather than SQL <c>SAVEPOINT</c>: rolling
+    /// back to one also takes back the replies sent since.
+    /// </summary>
+    public async Task SaveAsync(string savepoint)
+    {
+        await Transaction.SaveAsync(savepoint, CancellationToken);
+        _savepoints[savepoint] = _replies.Count;
+    }
+
+    /// <summary>Undoes everything since <see cref="SaveAsync"/>, replies included; the savepoint stays.</summary>
+    public async Task RollbackToAsync(string savepoint)
+    {
+        await Transaction.RollbackAsync(savepoint, CancellationToken);
+        _replies.RemoveRange(_savepoints[savepoint], _replies.Count - _savepoints[savepoint]);
+    }
+
+    public async Task ReleaseAsync(string savepoint)
+    {
+        await Transaction.ReleaseAsync(savepoint, CancellationToken);
+        _savepoints.Remove(savepoint);
+    }
+
+    // Replies wait here until the event's work is done, then go to the outbox in one statement.
+    private readonly List<Reply> _replies = [];
+    private readonly Dictionary<string, int> _savepoints = [];
+
+    internal sealed record Reply(object Command, Type Type, string Body);
+
+    /// <summary>Writes the replies to the outbox (before commit); the caller publishes them after.</summary>
+    internal async Task<(IReadOnlyList<Reply> Replies, long[] Ids)> WriteRepliesAsync()
+    {
+        var ids = await _store.EnqueueAsync(Connection, Transaction, _upstream.ConnectionId, _upstream.Seq,
+            _replies.Select(r => (r.Type.Name, r.Body)).ToList(), Now, CancellationToken);
+        return (_replies.ToList(), ids);
+    }
+
+    private Task EnqueueAsync<T>(T command) where T : class
+    {
+        _replies.Add(new Reply(command, typeof(T), JsonSerializer.Serialize(command, Outbox.Json)));
+        return Task.CompletedTask;
+    }
 
     private CommandDefinition Define(string sql, object? parameters) =>
         new(sql, parameters, Transaction, cancellationToken: CancellationToken);

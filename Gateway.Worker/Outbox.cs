@@ -22,6 +22,17 @@ public sealed partial class Outbox(GatewayStore store, TimeProvider time, ILogge
         typeof(AddToGroup), typeof(RemoveFromGroup), typeof(CloseConnection),
     }.ToFrozenDictionary(t => t.Name);
 
+    /// <summary>
+    /// Sends the replies an event just committed, straight from memory, then deletes them on the
+    /// event's own connection (still open): no read back, no second connection.
+    /// </summary>
+    internal async Task SendCommittedAsync(Npgsql.NpgsqlConnection connection, IReadOnlyList<GatewayEventContext.Reply> replies, long[] ids, IPublishEndpoint publisher, CancellationToken cancellationToken)
+    {
+        foreach (var reply in replies)
+            await publisher.Publish(reply.Command, reply.Type, cancellationToken);
+        await GatewayStore.DeleteOutboxAsync(connection, ids, cancellationToken);
+    }
+
     /// <summary>Sends every reply waiting for one connection.</summary>
     public async Task FlushAsync(string connectionId, IPublishEndpoint publisher, CancellationToken cancellationToken) =>
         await PublishAndDeleteAsync(await store.OutboxOfAsync(connectionId, cancellationToken), publisher, cancellationToken);

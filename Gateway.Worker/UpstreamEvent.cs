@@ -15,6 +15,21 @@ public readonly record struct UpstreamEvent(
     public static UpstreamEvent Of(ClientDisconnected m) => new(m.ConnectionId, m.HubInstanceId, m.Seq, m.VoidedSeqs, true);
 
     /// <summary>
+    /// The lowest last applied seq this event may follow: seq - 1, or lower where the hub voided
+    /// the seqs right before it (they will never come).
+    /// </summary>
+    public long EarliestPredecessor
+    {
+        get
+        {
+            var earliest = Seq - 1;
+            while (earliest > 0 && VoidedSeqs is not null && VoidedSeqs.Contains(earliest))
+                earliest--;
+            return earliest;
+        }
+    }
+
+    /// <summary>
     /// True when every seq between the last applied one and this one was voided by the hub, so
     /// nothing can still come before this event.
     /// </summary>

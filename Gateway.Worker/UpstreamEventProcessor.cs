@@ -33,61 +33,72 @@ public sealed partial class UpstreamEventProcessor(
         CancellationToken cancellationToken,
         IReadOnlyCollection<long>? givenUp = null)
     {
-        // A cheap look first, without a lock: most events that cannot go yet are turned away here.
-        var seen = await store.ReadProgressAsync(upstream.ConnectionId, cancellationToken);
-        if (upstream.Seq > seen.LastSeq)
-            EnsureNext(upstream, seen);
-
+        await using var connection = await store.DataSource.OpenConnectionAsync(cancellationToken);
         Outcome outcome;
-        await using (var connection = await store.DataSource.OpenConnectionAsync(cancellationToken))
+        IReadOnlyList<GatewayEventContext.Reply> replies = [];
+        long[] ids = [];
         await using (var transaction = await connection.BeginTransactionAsync(cancellationToken))
         {
-            outcome = await ApplyAsync(connection, transaction, upstream, apply, publisher, givenUp, cancellationToken);
-            await transaction.CommitAsync(cancellationToken);
-        }
-
-        await outbox.FlushAsync(upstream.ConnectionId, publisher, cancellationToken);
-        return outcome;
-    }
-
-    private async Task<Outcome> ApplyAsync(
-        NpgsqlConnection connection,
-        NpgsqlTransaction transaction,
-        UpstreamEvent upstream,
-        Func<GatewayEventContext, Task> apply,
-        IPublishEndpoint publisher,
-        IReadOnlyCollection<long>? givenUp,
-        CancellationToken cancellationToken)
-    {
-        var context = new GatewayEventContext(connection, transaction, upstream, store, publisher, time, cancellationToken);
-        var progress = await store.LockProgressAsync(connection, transaction, upstream, context.Now, cancellationToken);
-        if (upstream.Seq <= progress.LastSeq)
-        {
-            if (await store.ForgetGivenUpAsync(connection, transaction, upstream.ConnectionId, upstream.Seq, cancellationToken))
+            var context = new GatewayEventContext(connection, transaction, upstream, store, publisher, time, cancellationToken);
+            var (advanced, repliesPending) = await store.TryAdvanceAsync(connection, transaction, upstream, upstream.EarliestPredecessor, context.Now, cancellationToken);
+            if (advanced && repliesPending)
             {
-                // It was accepted, then given up while it was missing: the client hears of it.
-                LogArrivedAfterGivenUp(upstream.ConnectionId, upstream.Seq);
-                await application.OnFailedAsync(context,
-                    new InvalidOperationException($"Event {upstream.Seq} arrived after Worker:GapWaitLimit gave it up."));
+                // Replies of the previous event not sent yet: wait (rolled back), so replies leave in event order.
+                throw new SequenceGapException(upstream.ConnectionId, upstream.Seq - 1, upstream.Seq, outboxPending: true);
             }
-            else if (progress.LastSeq == ExpiredSeq)
+            if (advanced)
             {
-                // Its hub instance went silent and the connection was let go; this one came later still.
-                LogSkippedAfterExpiry(upstream.ConnectionId, upstream.Seq, upstream.HubInstanceId);
+                // Its turn: the connection's row is locked and the event recorded as applied; the
+                // application's effect and replies join that transaction.
+                await apply(context);
+                if (givenUp is { Count: > 0 })
+                    await store.RememberGivenUpAsync(connection, transaction, upstream.ConnectionId, givenUp, context.Now, cancellationToken);
+                (replies, ids) = await context.WriteRepliesAsync();
+                outcome = Outcome.Applied;
             }
             else
             {
-                LogDuplicate(upstream.ConnectionId, upstream.Seq, progress.LastSeq);
+                outcome = await NotNextAsync(connection, transaction, context, upstream, cancellationToken);
+                (replies, ids) = await context.WriteRepliesAsync();
             }
-            // Its replies are re-sent by the flush if they were never sent.
-            return Outcome.Duplicate;
+            await transaction.CommitAsync(cancellationToken);
         }
 
-        EnsureNext(upstream, progress);
+        if (outcome == Outcome.Applied)
+            await outbox.SendCommittedAsync(connection, replies, ids, publisher, cancellationToken);
+        else
+            await outbox.FlushAsync(upstream.ConnectionId, publisher, cancellationToken); // replies of a duplicate that were never sent
+        return outcome;
+    }
 
-        await apply(context);
-        await store.MarkAppliedAsync(connection, transaction, upstream, upstream.Seq, context.Now, givenUp, cancellationToken);
-        return Outcome.Applied;
+    /// <summary>The event is not the next one: a duplicate (skipped) or ahead of a missing predecessor (<see cref="SequenceGapException"/>).</summary>
+    private async Task<Outcome> NotNextAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, GatewayEventContext context, UpstreamEvent upstream, CancellationToken cancellationToken)
+    {
+        var progress = await store.LockProgressAsync(connection, transaction, upstream, context.Now, cancellationToken);
+        if (upstream.Seq > progress.LastSeq)
+        {
+            EnsureNext(upstream, progress); // throws: a predecessor, or its replies, still missing
+            // Its turn came between the two looks (the replies ahead of it just left): go again.
+            throw new SequenceGapException(upstream.ConnectionId, progress.LastSeq, upstream.Seq, outboxPending: true);
+        }
+
+        if (await store.ForgetGivenUpAsync(connection, transaction, upstream.ConnectionId, upstream.Seq, cancellationToken))
+        {
+            // It was accepted, then given up while it was missing: the client hears of it.
+            LogArrivedAfterGivenUp(upstream.ConnectionId, upstream.Seq);
+            await application.OnFailedAsync(context,
+                new InvalidOperationException($"Event {upstream.Seq} arrived after Worker:GapWaitLimit gave it up."));
+        }
+        else if (progress.LastSeq == ExpiredSeq)
+        {
+            // Its hub instance went silent and the connection was let go; this one came later still.
+            LogSkippedAfterExpiry(upstream.ConnectionId, upstream.Seq, upstream.HubInstanceId);
+        }
+        else
+        {
+            LogDuplicate(upstream.ConnectionId, upstream.Seq, progress.LastSeq);
+        }
+        return Outcome.Duplicate;
     }
 
     /// <summary>
@@ -117,7 +128,8 @@ public sealed partial class UpstreamEventProcessor(
                 DisconnectedAt = context.Now,
             });
             await context.CloseAsync(connectionId, "Your hub instance stopped answering; connect again and resume.");
-            await store.MarkAppliedAsync(connection, transaction, upstream, ExpiredSeq, context.Now, null, cancellationToken);
+            await store.MarkAppliedAsync(connection, transaction, upstream, ExpiredSeq, context.Now, cancellationToken);
+            await context.WriteRepliesAsync();
             await transaction.CommitAsync(cancellationToken);
         }
 

@@ -30,7 +30,7 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
     public async Task OnMessageAsync(GatewayEventContext context, ClientMessage message)
     {
         // A refused request writes nothing: everything since the savepoint is undone, replies included.
-        await context.Transaction.SaveAsync("chat_event", context.CancellationToken);
+        await context.SaveAsync("chat_event");
         try
         {
             switch (message.Type)
@@ -42,11 +42,11 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
                 case "say": await SayAsync(context, message); break;
                 default: throw ChatError.UnknownType(message.Type);
             }
-            await context.Transaction.ReleaseAsync("chat_event", context.CancellationToken);
+            await context.ReleaseAsync("chat_event");
         }
         catch (ChatError error)
         {
-            await context.Transaction.RollbackAsync("chat_event", context.CancellationToken);
+            await context.RollbackToAsync("chat_event");
             await context.SendToConnectionAsync(context.ConnectionId, "error",
                 new { code = error.Code, message = error.Message, seq = message.Seq, type = message.Type });
         }

@@ -45,6 +45,17 @@ public static class GatewayDatabase
             throw new InvalidOperationException($"{Setting} names no host: expected postgresql://user:password@host:5432/database.");
         if (!value.Contains("pool size", StringComparison.OrdinalIgnoreCase) && !value.Contains("maxpoolsize", StringComparison.OrdinalIgnoreCase))
             builder.MaxPoolSize = DefaultMaxPoolSize;
+        // The same few statements run for every event: prepared once per connection, the server
+        // skips parsing and planning them. Unless the string says otherwise.
+        if (!value.Contains("auto prepare", StringComparison.OrdinalIgnoreCase) && !value.Contains("autoprepare", StringComparison.OrdinalIgnoreCase))
+        {
+            builder.MaxAutoPrepare = 64;
+            builder.AutoPrepareMinUsages = 2;
+        }
+        // Workers keep no session state (SET LOCAL only), so a pooled connection needs no reset.
+        if (!value.Contains("reset on close", StringComparison.OrdinalIgnoreCase))
+            builder.NoResetOnClose = true;
+
         builder.ApplicationName ??= "socketstarter-worker";
         return builder.ConnectionString;
     }

@@ -45,6 +45,57 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
     // Typed, so that a malformed event's null reaches the database (and fails there, by name) rather than the driver.
     private static NpgsqlParameter Text(string? value) => new() { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text, Value = (object?)value ?? DBNull.Value };
 
+    /// <summary>
+    /// The usual case in one round trip: when <paramref name="upstream"/> is the connection's next
+    /// event (its last applied seq is <paramref name="earliestPredecessor"/> or later but below
+    /// this one), records it as applied, holding the connection's row locked until the transaction
+    /// ends. A concurrent event of the same connection is waited for (row lock), then re-checked.
+    /// Returns whether it went ahead, and whether replies of its predecessors still wait in the
+    /// outbox (then the caller must roll back and wait).
+    /// </summary>
+    /// <param name="earliestPredecessor">The lowest last seq this event may follow: seq - 1, or lower where the hub voided the seqs in between.</param>
+    public async Task<(bool Advanced, bool RepliesPending)> TryAdvanceAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, UpstreamEvent upstream, long earliestPredecessor, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var batch = new NpgsqlBatch(connection, transaction)
+        {
+            BatchCommands =
+            {
+                // The first event of a connection inserts its row; any later one moves it on. A
+                // duplicate, or an event ahead of a missing predecessor, changes nothing.
+                new NpgsqlBatchCommand("""
+                    WITH moved AS (
+                        UPDATE gateway_connections c SET last_seq = $3, closed_at = $4, updated_at = $5
+                        WHERE c.connection_id = $1 AND c.last_seq >= $6 AND c.last_seq < $3
+                        RETURNING 1
+                    ), inserted AS (
+                        INSERT INTO gateway_connections (connection_id, hub_instance_id, last_seq, closed_at, updated_at)
+                        SELECT $1, $2, $3, $4, $5 WHERE $6 <= 0 AND NOT EXISTS (SELECT 1 FROM moved)
+                        ON CONFLICT (connection_id) DO NOTHING
+                        RETURNING 1
+                    )
+                    SELECT EXISTS (SELECT 1 FROM moved) OR EXISTS (SELECT 1 FROM inserted)
+                    """)
+                {
+                    Parameters =
+                    {
+                        Text(upstream.ConnectionId), Text(upstream.HubInstanceId), new() { Value = upstream.Seq },
+                        new() { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz, Value = upstream.IsLast ? now : DBNull.Value },
+                        new() { Value = now }, new() { Value = earliestPredecessor },
+                    },
+                },
+                // A statement of its own, so it sees what committed while the first waited for the
+                // row: the predecessor's replies, written in the transaction that released it.
+                new NpgsqlBatchCommand("SELECT EXISTS (SELECT 1 FROM gateway_outbox WHERE connection_id = $1)") { Parameters = { Text(upstream.ConnectionId) } },
+            },
+        };
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        var advanced = reader.GetBoolean(0);
+        await reader.NextResultAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (advanced, reader.GetBoolean(0));
+    }
+
     /// <summary>The connection's progress as last committed, without a lock (a cheap look before applying, or while waiting).</summary>
     public async Task<Progress> ReadProgressAsync(string connectionId, CancellationToken cancellationToken)
     {
@@ -56,14 +107,12 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
         return new Progress(row.Item1 ?? 0, row.Item2);
     }
 
-    /// <summary>Records the event as applied (or, for the last one, the connection as closed), with the predecessors it gave up.</summary>
-    public Task MarkAppliedAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, UpstreamEvent upstream, long seq, DateTimeOffset now, IReadOnlyCollection<long>? givenUp, CancellationToken cancellationToken) =>
+    /// <summary>Records <paramref name="seq"/> as the connection's last (for its last event, the connection as closed).</summary>
+    public Task MarkAppliedAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, UpstreamEvent upstream, long seq, DateTimeOffset now, CancellationToken cancellationToken) =>
         connection.ExecuteAsync(new CommandDefinition("""
             INSERT INTO gateway_connections (connection_id, hub_instance_id, last_seq, closed_at, updated_at)
             VALUES (@connectionId, @hubInstanceId, @seq, @closedAt, @now)
-            ON CONFLICT (connection_id) DO UPDATE SET last_seq = excluded.last_seq, closed_at = excluded.closed_at, updated_at = excluded.updated_at;
-            INSERT INTO gateway_given_up (connection_id, seq, given_up_at)
-            SELECT @connectionId, s, @now FROM unnest(@givenUp) AS s ON CONFLICT DO NOTHING;
+            ON CONFLICT (connection_id) DO UPDATE SET last_seq = excluded.last_seq, closed_at = excluded.closed_at, updated_at = excluded.updated_at
             """,
             new
             {
@@ -72,8 +121,14 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
                 seq,
                 closedAt = upstream.IsLast ? now : (DateTimeOffset?)null,
                 now,
-                givenUp = (givenUp ?? []).ToArray(),
             }, transaction, cancellationToken: cancellationToken));
+
+    /// <summary>Remembers predecessors an event stopped waiting for: should one still come, its client is told.</summary>
+    public Task RememberGivenUpAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string connectionId, IReadOnlyCollection<long> seqs, DateTimeOffset now, CancellationToken cancellationToken) =>
+        connection.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO gateway_given_up (connection_id, seq, given_up_at)
+            SELECT @connectionId, s, @now FROM unnest(@seqs) AS s ON CONFLICT DO NOTHING
+            """, new { connectionId, seqs = seqs.ToArray(), now }, transaction, cancellationToken: cancellationToken));
 
     /// <summary>True when <paramref name="seq"/> had been given up (and now no longer is).</summary>
     public async Task<bool> ForgetGivenUpAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string connectionId, long seq, CancellationToken cancellationToken) =>
@@ -81,11 +136,41 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
             "DELETE FROM gateway_given_up WHERE connection_id = @connectionId AND seq = @seq",
             new { connectionId, seq }, transaction, cancellationToken: cancellationToken)) > 0;
 
-    public Task EnqueueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string connectionId, long seq, string messageType, string body, DateTimeOffset now, CancellationToken cancellationToken) =>
-        connection.ExecuteAsync(new CommandDefinition("""
+    /// <summary>Writes an event's replies in one statement; returns their ids, in order.</summary>
+    public async Task<long[]> EnqueueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string connectionId, long seq,
+        IReadOnlyList<(string MessageType, string Body)> replies, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (replies.Count == 0)
+            return [];
+        var ids = await connection.QueryAsync<long>(new CommandDefinition("""
             INSERT INTO gateway_outbox (connection_id, seq, message_type, body, created_at)
-            VALUES (@connectionId, @seq, @messageType, @body, @now)
-            """, new { connectionId, seq, messageType, body, now }, transaction, cancellationToken: cancellationToken));
+            SELECT @connectionId, @seq, r.message_type, r.body, @now
+            FROM unnest(@types, @bodies) WITH ORDINALITY AS r (message_type, body, n)
+            ORDER BY r.n
+            RETURNING id
+            """, new { connectionId, seq, types = replies.Select(r => r.MessageType).ToArray(), bodies = replies.Select(r => r.Body).ToArray(), now },
+            transaction, cancellationToken: cancellationToken));
+        return ids.Order().ToArray();
+    }
+
+    /// <summary>
+    /// Deletes sent replies on a connection already open. Without waiting for the disk: should the
+    /// delete be lost, the replies are sent again, which delivery at least once allows.
+    /// </summary>
+    public static async Task DeleteOutboxAsync(NpgsqlConnection connection, long[] ids, CancellationToken cancellationToken)
+    {
+        if (ids.Length == 0)
+            return;
+        await using var batch = new NpgsqlBatch(connection)
+        {
+            BatchCommands =
+            {
+                new NpgsqlBatchCommand("SET LOCAL synchronous_commit TO OFF"),
+                new NpgsqlBatchCommand("DELETE FROM gateway_outbox WHERE id = ANY($1)") { Parameters = { new() { Value = ids } } },
+            },
+        };
+        await batch.ExecuteNonQueryAsync(cancellationToken);
+    }
 
     /// <summary>The replies waiting for one connection, in the order they were written.</summary>
     public async Task<IReadOnlyList<OutboxRow>> OutboxOfAsync(string connectionId, CancellationToken cancellationToken)
