@@ -18,7 +18,7 @@ describe('The chat on a hub that requires a token', () => {
   let browser: Browser | undefined
 
   beforeAll(async () => {
-    system = await ChatSystem.start(inject('broker'), 'auth', { hubSettings: { 'Auth:SigningKey': signingKey } })
+    system = await ChatSystem.start(inject('broker'), inject('postgres'), 'auth', { hubSettings: { 'Auth:SigningKey': signingKey } })
     browser = await launchBrowser()
   })
 

@@ -9,7 +9,7 @@ describe('The chat in a real browser through a network blip, built with stateful
   const people: Person[] = []
 
   beforeAll(async () => {
-    system = await ChatSystem.start(inject('broker'), 'blip', { statefulApp: true })
+    system = await ChatSystem.start(inject('broker'), inject('postgres'), 'blip', { statefulApp: true })
     browser = await launchBrowser()
   })
 

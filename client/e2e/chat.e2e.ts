@@ -12,7 +12,7 @@ describe('The chat in a real browser', () => {
 
   beforeAll(async () => {
     mkdirSync(resultsDir, { recursive: true })
-    system = await ChatSystem.start(inject('broker'), 'chat')
+    system = await ChatSystem.start(inject('broker'), inject('postgres'), 'chat')
     browser = await launchBrowser()
   })
 

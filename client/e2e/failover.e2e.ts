@@ -9,7 +9,7 @@ describe('The chat in a real browser when its hub instance dies', () => {
   const people: Person[] = []
 
   beforeAll(async () => {
-    system = await ChatSystem.start(inject('broker'), 'failover', { secondHub: true })
+    system = await ChatSystem.start(inject('broker'), inject('postgres'), 'failover', { secondHub: true })
     browser = await launchBrowser()
   })
 

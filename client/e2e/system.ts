@@ -1,17 +1,20 @@
-// The real system for browser tests: a RabbitMQ node, the hub and workers as OS processes from the
-// Release build, and the built client served by `vite preview` with its /hub proxy, as the README's
-// run command does.
-import { spawn, type ChildProcess } from 'node:child_process'
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync } from 'node:fs'
+// The real system for browser tests: a RabbitMQ node, a PostgreSQL server, the hub and workers as
+// OS processes from the Release build, and the built client served by `vite preview` with its /hub
+// proxy, as the README's run command does.
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { preview, type PreviewServer } from 'vite'
 
 export const clientDir = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 export const repositoryRoot = resolve(clientDir, '..')
 export const resultsDir = join(clientDir, 'test-results')
+
+const run = promisify(execFile)
 
 export interface BrokerAddress {
   amqp: string
@@ -56,6 +59,71 @@ export async function createVirtualHost(broker: BrokerAddress, name: string): Pr
   await put(`/permissions/${encodeURIComponent(name)}/${amqp.username}`, { configure: '.*', write: '.*', read: '.*' })
   amqp.pathname = `/${encodeURIComponent(name)}`
   return amqp.toString()
+}
+
+/** The run's PostgreSQL server: its superuser URI, and what stops it. */
+export interface PostgresServer {
+  uri: string
+  stop: () => Promise<void>
+}
+
+/**
+ * POSTGRES_URI when set; else a private cluster of Debian's postgresql started on a free port by
+ * scripts/postgres-node in a temp folder, durability off (a test run's data is thrown away).
+ */
+export async function startPostgres(): Promise<PostgresServer> {
+  const given = process.env.POSTGRES_URI
+  if (given) return { uri: given, stop: async () => undefined }
+
+  const script = join(repositoryRoot, 'scripts', 'postgres-node')
+  const dir = mkdtempSync(join(tmpdir(), 'socketstarter-e2e-pg-'))
+  const env = { ...process.env, POSTGRES_NODE_FAST: '1' }
+  const stop = async () => {
+    try {
+      await run(script, ['stop', dir], { env })
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
+  try {
+    const { stdout } = await run(script, ['start', dir], { env })
+    const uri = /^POSTGRES_URI=(.*)$/m.exec(stdout)?.[1]
+    if (!uri) throw new Error(`scripts/postgres-node printed no POSTGRES_URI:\n${stdout}`)
+    return { uri, stop }
+  } catch (error) {
+    // A cluster that started half-way must not outlive the failure.
+    await stop().catch(() => undefined)
+    throw error
+  }
+}
+
+/** Debian's psql (its packages keep it off PATH), the newest version installed; else psql on PATH. */
+function psql(): string {
+  const root = '/usr/lib/postgresql'
+  const versions = existsSync(root) ? readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'psql'))) : []
+  versions.sort((a, b) => Number.parseFloat(b) - Number.parseFloat(a))
+  return versions.length > 0 ? join(root, versions[0], 'bin', 'psql') : 'psql'
+}
+
+async function runSql(serverUri: string, sql: string): Promise<void> {
+  await run(psql(), [serverUri, '--quiet', '--no-psqlrc', '--set', 'ON_ERROR_STOP=1', '--command', sql]).catch((error: { stderr?: string }) => {
+    throw new Error(`psql failed on ${sql}: ${error.stderr ?? error}`)
+  })
+}
+
+const quoteIdentifier = (name: string) => `"${name.replaceAll('"', '""')}"`
+
+/** A database of its own for one test's system; returns its URI. */
+export async function createDatabase(serverUri: string, name: string): Promise<string> {
+  await runSql(serverUri, `CREATE DATABASE ${quoteIdentifier(name)}`)
+  const uri = new URL(serverUri)
+  uri.pathname = `/${encodeURIComponent(name)}`
+  return uri.toString()
+}
+
+/** Drops a database, cutting whoever is still connected to it. */
+export async function dropDatabase(serverUri: string, name: string): Promise<void> {
+  await runSql(serverUri, `DROP DATABASE IF EXISTS ${quoteIdentifier(name)} WITH (FORCE)`)
 }
 
 // Whatever happens to the test run, no service outlives it.
@@ -229,7 +297,7 @@ export interface SystemOptions {
   statefulApp?: boolean
 }
 
-/** One test's system: its own virtual host, store, hub, workers and page server. */
+/** One test's system: its own virtual host, database, hub, workers and page server. */
 export class ChatSystem {
   readonly services: Service[] = []
   readonly workers: Service[] = []
@@ -242,20 +310,27 @@ export class ChatSystem {
   private workerCount = 0
   readonly name: string
   private readonly brokerUri: string
-  private readonly storePath: string
+  private readonly postgresServer: string
+  private databaseUri?: string
   hub!: Service
   appUrl!: string
 
-  private constructor(name: string, brokerUri: string) {
+  private constructor(name: string, brokerUri: string, postgresServer: string) {
     this.name = name
     this.brokerUri = brokerUri
-    this.storePath = join(mkdtempSync(join(tmpdir(), `${name}-`)), 'chat.db')
+    this.postgresServer = postgresServer
   }
 
-  static async start(broker: BrokerAddress, label: string, options: SystemOptions = {}): Promise<ChatSystem> {
+  /** Underscores, not dashes: a name that needs no quoting wherever it goes. */
+  private get databaseName(): string {
+    return this.name.replaceAll('-', '_')
+  }
+
+  static async start(broker: BrokerAddress, postgresServer: string, label: string, options: SystemOptions = {}): Promise<ChatSystem> {
     const name = `e2e-${label}-${Date.now().toString(36)}`
-    const system = new ChatSystem(name, await createVirtualHost(broker, name))
+    const system = new ChatSystem(name, await createVirtualHost(broker, name), postgresServer)
     try {
+      system.databaseUri = await createDatabase(postgresServer, system.databaseName)
       // Workers first: they declare the queue the hub sends to.
       await system.startWorker()
       system.hub = await system.startHub(`${name}-hub`, options.hubSettings)
@@ -299,7 +374,7 @@ export class ChatSystem {
     this.workerCount += 1
     const worker = await Service.start('Chat.Worker', `${this.name}-worker-${this.workerCount}`, {
       'ConnectionStrings:rabbitmq': this.brokerUri,
-      'Store:Path': this.storePath,
+      'ConnectionStrings:postgres': this.databaseUri!,
     })
     this.services.push(worker)
     this.workers.push(worker)
@@ -314,5 +389,6 @@ export class ChatSystem {
     await Promise.all(this.servers.map((s) => s.close().catch(() => undefined)))
     await this.proxy?.close()
     await Promise.all(this.services.map((s) => s.stop().catch(() => s.kill())))
+    if (this.databaseUri) await dropDatabase(this.postgresServer, this.databaseName)
   }
 }
