@@ -211,14 +211,24 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
             new RoomMessage(room, seq, session.Name, text, ChatRules.Time(context.Now), clientId));
     }
 
-    /// <summary>Makes the session a member of the room (created when new); true when it was not one already.</summary>
-    private static async Task<bool> EnterAsync(GatewayEventContext context, string room, Session session) =>
-        await context.ExecuteScalarAsync<bool>("""
-            WITH r AS (INSERT INTO chat_rooms (room, last_seq) VALUES (@room, 0) ON CONFLICT (room) DO NOTHING),
-                 m AS (INSERT INTO chat_members (room, session_id, joined_at) VALUES (@room, @sessionId, @now)
-                       ON CONFLICT (room, session_id) DO NOTHING RETURNING 1)
-            SELECT EXISTS (SELECT 1 FROM m)
-            """, new { room, sessionId = session.Id, now = context.Now });
+    /// <summary>
+    /// Makes the session a member of the room (created when new); true when it was not one already.
+    /// Holds the room's row locked until this event commits, before its history is read: a message
+    /// said meanwhile (which takes its seq under the same lock) commits after this event, so after
+    /// the connection joined the room's group, and reaches it live; one committed before is in the
+    /// history it is sent. Either way, none falls between the two.
+    /// </summary>
+    private static async Task<bool> EnterAsync(GatewayEventContext context, string room, Session session)
+    {
+        await context.ExecuteAsync("""
+            INSERT INTO chat_rooms (room, last_seq) VALUES (@room, 0) ON CONFLICT (room) DO NOTHING;
+            SELECT 1 FROM chat_rooms WHERE room = @room FOR UPDATE;
+            """, new { room });
+        return await context.ExecuteAsync("""
+            INSERT INTO chat_members (room, session_id, joined_at) VALUES (@room, @sessionId, @now)
+            ON CONFLICT (room, session_id) DO NOTHING
+            """, new { room, sessionId = session.Id, now = context.Now }) == 1;
+    }
 
     private static Task<IReadOnlyList<string>> MembersAsync(GatewayEventContext context, string room) =>
         context.QueryAsync<string>("""
