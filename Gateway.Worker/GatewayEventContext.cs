@@ -65,6 +65,11 @@ public sealed class GatewayEventContext
     public Task SendToConnectionAsync(string connectionId, string type, object? payload) =>
         EnqueueAsync(new SendToConnections { ConnectionIds = [connectionId], Type = type, Payload = ToElement(payload) });
 
+    /// <summary>
+    /// An event to every connection in the group. A group's events leave in the order their events
+    /// committed, whichever worker applied them: what the application writes under one row lock
+    /// (a chat room's seq) reaches the group's members in that order.
+    /// </summary>
     public Task SendToGroupAsync(string group, string type, object? payload, params string[] exceptConnectionIds) =>
         EnqueueAsync(new SendToGroup
         {
@@ -72,7 +77,10 @@ public sealed class GatewayEventContext
             ExceptConnectionIds = exceptConnectionIds.Length > 0 ? exceptConnectionIds : null,
             Type = type,
             Payload = ToElement(payload),
-        });
+        }, OrderKeyOf(group));
+
+    /// <summary>Group order keys apart from any other kind of key a later version may add.</summary>
+    internal static string OrderKeyOf(string group) => "group:" + group;
 
     public Task SendToUserAsync(string userId, string type, object? payload) =>
         EnqueueAsync(new SendToUser { UserId = userId, Type = type, Payload = ToElement(payload) });
@@ -95,8 +103,9 @@ public sealed class GatewayEventContext
         await _publisher.Publish(new AddToGroup { ConnectionId = connectionId, Group = group }, timeout.Token);
     }
 
+    /// <summary>Takes the connection out of the group, in the group's order: what the group is sent after this, it does not get.</summary>
     public Task RemoveFromGroupAsync(string connectionId, string group) =>
-        EnqueueAsync(new RemoveFromGroup { ConnectionId = connectionId, Group = group });
+        EnqueueAsync(new RemoveFromGroup { ConnectionId = connectionId, Group = group }, OrderKeyOf(group));
 
     public Task CloseAsync(string connectionId, string reason) =>
         EnqueueAsync(new CloseConnection { ConnectionId = connectionId, Reason = reason });
@@ -128,19 +137,20 @@ public sealed class GatewayEventContext
     private readonly List<Reply> _replies = [];
     private readonly Dictionary<string, int> _savepoints = [];
 
-    internal sealed record Reply(object Command, Type Type, string Body);
+    /// <param name="OrderKey">Replies with a key (a group) leave in the order their events committed, across workers.</param>
+    internal sealed record Reply(object Command, Type Type, string Body, string? OrderKey);
 
     /// <summary>Writes the replies to the outbox (before commit); the caller publishes them after.</summary>
     internal async Task<(IReadOnlyList<Reply> Replies, long[] Ids)> WriteRepliesAsync()
     {
         var ids = await _store.EnqueueAsync(Connection, Transaction, _upstream.ConnectionId, _upstream.Seq,
-            _replies.Select(r => (r.Type.Name, r.Body)).ToList(), Now, CancellationToken);
+            _replies.Select(r => (r.Type.Name, r.Body, r.OrderKey)).ToList(), Now, CancellationToken);
         return (_replies.ToList(), ids);
     }
 
-    private Task EnqueueAsync<T>(T command) where T : class
+    private Task EnqueueAsync<T>(T command, string? orderKey = null) where T : class
     {
-        _replies.Add(new Reply(command, typeof(T), JsonSerializer.Serialize(command, Outbox.Json)));
+        _replies.Add(new Reply(command, typeof(T), JsonSerializer.Serialize(command, Outbox.Json), orderKey));
         return Task.CompletedTask;
     }
 

@@ -2,7 +2,10 @@ using System.Reflection;
 using MassTransit;
 using Microsoft.AspNetCore.Builder;
 using Npgsql;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 using SocketStarter.GatewayWorker.Consumers;
+using SocketStarter.GatewayWorker.Shards;
 using SocketStarter.GatewayWorker.Store;
 using SocketStarter.ServiceDefaults;
 
@@ -40,6 +43,8 @@ public static class GatewayWorkerExtensions
         where TApplication : class, IGatewayApplication
     {
         var brokerUri = RabbitMqConnection.GetRequiredUri(builder.Configuration);
+        var identity = new WorkerIdentity();
+        builder.Services.AddSingleton(identity);
         var runtime = builder.AddGatewayRuntime<TApplication>();
 
         builder.Services.AddOptions<WorkerOptions>()
@@ -60,21 +65,35 @@ public static class GatewayWorkerExtensions
         });
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
 
+        builder.Services.AddSingleton<UpstreamConsumerDefinition>();
+        builder.Services.AddSingleton(sp => new ShardTopology(brokerUri, sp.GetRequiredService<IOptions<WorkerOptions>>(), sp.GetRequiredService<ILogger<ShardTopology>>()));
+        builder.Services.AddSingleton<ShardBalancer>();
+
         builder.Services.AddMassTransit(x =>
         {
-            x.AddConsumer<UpstreamConsumer, UpstreamConsumerDefinition>();
-            // Every worker hears every heartbeat: a queue of its own, deleted when it goes.
+            // Its endpoints are the shard queues this worker holds, connected by the ShardBalancer.
+            x.AddConsumer<UpstreamConsumer, UpstreamConsumerDefinition>().ExcludeFromConfigureEndpoints();
+            // Every worker hears every heartbeat, of hubs and of workers: a queue of its own, deleted when it goes.
+            var heartbeats = $"worker-heartbeats-{Guid.NewGuid():N}";
             x.AddConsumer<HeartbeatConsumer>().Endpoint(e =>
             {
-                e.Name = $"worker-heartbeats-{Guid.NewGuid():N}";
+                e.Name = heartbeats;
+                e.Temporary = true;
+            });
+            x.AddConsumer<WorkerHeartbeatConsumer>().Endpoint(e =>
+            {
+                e.Name = heartbeats;
                 e.Temporary = true;
             });
             x.UsingRabbitMq((context, cfg) =>
             {
-                cfg.Host(brokerUri);
+                cfg.Host(brokerUri, identity.WorkerId, _ => { });
                 cfg.ConfigureEndpoints(context);
             });
         });
+        // After the bus: started once it runs, and stopped before it, so a graceful stop hands the
+        // shards over while the bus can still finish and acknowledge their events.
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ShardBalancer>());
 
         return runtime;
     }
@@ -90,6 +109,7 @@ public static class GatewayWorkerExtensions
         var connectionString = GatewayDatabase.GetRequiredConnectionString(builder.Configuration);
 
         builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.TryAddSingleton<WorkerIdentity>();
         builder.Services.AddSingleton(sp => new NpgsqlDataSourceBuilder(connectionString)
             .UseLoggerFactory(sp.GetRequiredService<ILoggerFactory>())
             .Build());

@@ -23,14 +23,35 @@ public sealed partial class Outbox(GatewayStore store, TimeProvider time, ILogge
     }.ToFrozenDictionary(t => t.Name);
 
     /// <summary>
-    /// Sends the replies an event just committed, straight from memory, then deletes them on the
-    /// event's own connection (still open): no read back, no second connection.
+    /// Sends the replies an event just committed, in the order it sent them, on the event's own
+    /// connection (still open): one for a connection, a user or everyone straight from memory, then
+    /// deleted; one for a group through the group's ordered flush, which also sends what other
+    /// events committed for the group before it.
     /// </summary>
     internal async Task SendCommittedAsync(Npgsql.NpgsqlConnection connection, IReadOnlyList<GatewayEventContext.Reply> replies, long[] ids, IPublishEndpoint publisher, CancellationToken cancellationToken)
     {
-        foreach (var reply in replies)
-            await publisher.Publish(reply.Command, reply.Type, cancellationToken);
-        await GatewayStore.DeleteOutboxAsync(connection, ids, cancellationToken);
+        var direct = new List<long>();
+        var flushed = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < replies.Count; i++)
+        {
+            var reply = replies[i];
+            if (reply.OrderKey is null)
+            {
+                await publisher.Publish(reply.Command, reply.Type, cancellationToken);
+                direct.Add(ids[i]);
+            }
+            else if (flushed.Add(reply.OrderKey))
+            {
+                await GatewayStore.FlushOrderedAsync(connection, reply.OrderKey, row => PublishAsync(row, publisher, cancellationToken), cancellationToken);
+            }
+        }
+        await GatewayStore.DeleteOutboxAsync(connection, [.. direct], cancellationToken);
+    }
+
+    private static Task PublishAsync(GatewayStore.OutboxRow row, IPublishEndpoint publisher, CancellationToken cancellationToken)
+    {
+        var type = CommandTypes[row.MessageType];
+        return publisher.Publish(JsonSerializer.Deserialize(row.Body, type, Json)!, type, cancellationToken);
     }
 
     /// <summary>Sends every reply waiting for one connection.</summary>

@@ -7,22 +7,48 @@ public sealed class WorkerOptions
 {
     public const string Section = "Worker";
 
-    /// <summary>The durable quorum queue the hubs send every client event to.</summary>
+    /// <summary>
+    /// The name of the application's upstream: the consistent-hash exchange the hubs publish every
+    /// client event to (routing key: its connection id) and the prefix of its shard queues
+    /// (<c>chat-worker-00</c> … ), quorum queues with a single active consumer each.
+    /// </summary>
     [Required(ErrorMessage = "Worker:Queue must name the queue to consume."), RegularExpression("^[A-Za-z0-9_.:-]{1,200}$", ErrorMessage = "Worker:Queue must be a queue name (letters, digits, '.', '_', ':' or '-').")]
     public string Queue { get; set; } = "chat-worker";
 
-    /// <summary>Messages the broker hands this worker ahead of processing.</summary>
+    /// <summary>
+    /// Shard queues the upstream is split into. A connection's events all land in one shard, and
+    /// one worker at a time consumes a shard, so workers never wait for each other; more workers
+    /// than shards have nothing to do. Every worker of an application must use the same number.
+    /// </summary>
+    [Range(1, 256, ErrorMessage = "Worker:Shards must be between 1 and 256.")]
+    public int Shards { get; set; } = 16;
+
+    /// <summary>Messages the broker hands this worker ahead of processing, per shard it holds.</summary>
     [Range(1, 10_000, ErrorMessage = "Worker:PrefetchCount must be between 1 and 10000.")]
-    public int PrefetchCount { get; set; } = 64;
+    public int PrefetchCount { get; set; } = 16;
 
     /// <summary>
-    /// Messages in processing at once by this worker, waiting ones included. Keep it at least
-    /// <see cref="PrefetchCount"/>: every prefetched event then has a slot, so one waiting for its
-    /// predecessor never keeps that predecessor out. Store writes are one at a time (group commit)
-    /// whatever this is.
+    /// Messages in processing at once per shard this worker holds, waiting ones included. Keep it
+    /// at least <see cref="PrefetchCount"/>: every prefetched event then has a slot, so one waiting
+    /// for its predecessor never keeps that predecessor out. A connection's events are applied one
+    /// at a time, in order, whatever this is.
     /// </summary>
     [Range(1, 1_000, ErrorMessage = "Worker:ConcurrentMessageLimit must be between 1 and 1000.")]
-    public int ConcurrentMessageLimit { get; set; } = 64;
+    public int ConcurrentMessageLimit { get; set; } = 16;
+
+    /// <summary>How often a worker tells the others which shards it holds.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:01:00", ErrorMessage = "Worker:PeerHeartbeatInterval must be between 00:00:00.100 and 00:01:00.")]
+    public TimeSpan PeerHeartbeatInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// A worker not heard from for this long is dead (killed, cut off): its shards go to the others.
+    /// Keep it a few <see cref="PeerHeartbeatInterval"/>s.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.300", "00:10:00", ErrorMessage = "Worker:PeerTimeout must be between 00:00:00.300 and 00:10:00.")]
+    public TimeSpan PeerTimeout { get; set; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>The shard queue of number <paramref name="shard"/>: <c>chat-worker-07</c>.</summary>
+    public string ShardQueue(int shard) => $"{Queue}-{shard.ToString(Shards > 100 ? "000" : "00", System.Globalization.CultureInfo.InvariantCulture)}";
 
     /// <summary>Retries of a failing event before it is skipped and parked in the error queue.</summary>
     [Range(0, 100, ErrorMessage = "Worker:RetryLimit must be between 0 and 100.")]

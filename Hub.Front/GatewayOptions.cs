@@ -12,12 +12,13 @@ public sealed class GatewayOptions
     public string InstanceId { get; set; } = Guid.NewGuid().ToString("N")[..12];
 
     /// <summary>
-    /// The durable queue every client event goes to: the application's. Deployment configuration
-    /// names it; the hub itself knows no application.
+    /// The exchange every client event is published to: the application's (its workers'
+    /// <c>Worker:Queue</c>), a consistent-hash exchange over its shard queues. Deployment
+    /// configuration names it; the hub itself knows no application.
     /// </summary>
-    [Required(ErrorMessage = "Gateway:UpstreamQueue must name the workers' queue."),
-     RegularExpression("^[A-Za-z0-9_.:-]{1,200}$", ErrorMessage = "Gateway:UpstreamQueue must be a queue name (letters, digits, '.', '_', ':' or '-').")]
-    public string UpstreamQueue { get; set; } = "";
+    [Required(ErrorMessage = "Gateway:UpstreamExchange must name the workers' exchange."),
+     RegularExpression("^[A-Za-z0-9_.:-]{1,200}$", ErrorMessage = "Gateway:UpstreamExchange must be an exchange name (letters, digits, '.', '_', ':' or '-').")]
+    public string UpstreamExchange { get; set; } = "";
 
     /// <summary>Largest accepted payload of one event, in UTF-8 bytes of its JSON.</summary>
     [Range(16, 16 * 1024 * 1024, ErrorMessage = "Gateway:MaxPayloadBytes must be between 16 and 16777216.")]

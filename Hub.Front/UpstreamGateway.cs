@@ -113,7 +113,7 @@ public sealed partial class UpstreamGateway(
             var started = GatewayMetrics.Timestamp();
             try
             {
-                await publisher.SendAsync(message, CancellationToken.None);
+                await publisher.SendAsync(message, connectionId, CancellationToken.None);
             }
             catch (Exception ex)
             {
@@ -166,7 +166,7 @@ public sealed partial class UpstreamGateway(
                 UserId = state.Context.UserIdentifier,
                 DisconnectedAt = time.GetUtcNow(),
                 VoidedSeqs = state.Voided.Count > 0 ? state.Voided.ToArray() : null,
-            }, CancellationToken.None);
+            }, connectionId, CancellationToken.None);
             LogDisconnected(connectionId, seq);
         }
         catch (Exception ex)
@@ -200,7 +200,7 @@ public sealed partial class UpstreamGateway(
             UserId = state.Context.UserIdentifier,
             UserName = UserNameOf(state.Context),
             ConnectedAt = time.GetUtcNow(),
-        }, cancellationToken);
+        }, state.Context.ConnectionId, cancellationToken);
         state.Registered = true;
         state.LastSeq = 1;
         LogConnected(state.Context.ConnectionId, state.Context.UserIdentifier);
@@ -216,7 +216,7 @@ public sealed partial class UpstreamGateway(
         return exception switch
         {
             MessageReturnedException => Reject(GatewayRejection.NotRouted,
-                $"no queue took the event: nothing consumes '{_options.UpstreamQueue}' yet. It was not accepted."),
+                $"no queue took the event: no worker has set up '{_options.UpstreamExchange}' yet. It was not accepted."),
             RabbitMQ.Client.Exceptions.PublishException => Reject(GatewayRejection.BrokerUnavailable,
                 "the broker refused the event; it was not accepted. Try again shortly."),
             _ => Reject(GatewayRejection.NotConfirmed,

@@ -4,15 +4,16 @@ using Microsoft.Extensions.Options;
 namespace SocketStarter.HubFront;
 
 /// <summary>
-/// Sends upstream messages to the workers' queue and returns only when RabbitMQ confirmed that the
-/// queue holds them: publisher confirms (MassTransit's default) plus the mandatory flag, so an
-/// event with no queue to land in fails instead of vanishing.
+/// Publishes upstream messages to the workers' consistent-hash exchange, with the connection id as
+/// routing key, so all of a connection's events land in one shard queue, in the order sent. Returns
+/// only when RabbitMQ confirmed that the queue holds them: publisher confirms (MassTransit's
+/// default) plus the mandatory flag, so an event with no queue to land in fails instead of vanishing.
 /// </summary>
 public sealed class UpstreamPublisher(IBus bus, IBusControl busControl, IOptions<GatewayOptions> options)
 {
-    // The exchange the workers' receive endpoint binds to its queue. Sending to "queue:" would
-    // re-declare the queue without its quorum arguments and fail with PRECONDITION_FAILED.
-    private readonly Uri _address = new($"exchange:{options.Value.UpstreamQueue}");
+    // The exchange the workers declare and bind their shard queues to; declared here the same way
+    // (durable, x-consistent-hash), so the hub and the workers may start in either order.
+    private readonly Uri _address = new($"exchange:{options.Value.UpstreamExchange}?type=x-consistent-hash");
     private readonly TimeSpan _timeout = options.Value.PublishTimeout;
 
     /// <summary>
@@ -23,7 +24,8 @@ public sealed class UpstreamPublisher(IBus bus, IBusControl busControl, IOptions
     public bool IsAvailable => busControl.CheckHealth().Status == BusHealthStatus.Healthy;
 
     /// <param name="mandatory">Fail when no queue takes the message, rather than let it vanish.</param>
-    public async Task SendAsync<T>(T message, CancellationToken cancellationToken, bool mandatory = true) where T : class
+    /// <param name="connectionId">The routing key: which shard the event lands in.</param>
+    public async Task SendAsync<T>(T message, string connectionId, CancellationToken cancellationToken, bool mandatory = true) where T : class
     {
         // MassTransit waits for a lost connection to come back; the timeout turns that wait into a clear failure.
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -33,7 +35,10 @@ public sealed class UpstreamPublisher(IBus bus, IBusControl busControl, IOptions
         await endpoint.Send(message, context =>
         {
             if (context is RabbitMqSendContext rabbit)
+            {
                 rabbit.Mandatory = mandatory;
+                rabbit.RoutingKey = connectionId;
+            }
         }, timeout.Token);
     }
 }

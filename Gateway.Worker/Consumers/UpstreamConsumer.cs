@@ -48,8 +48,10 @@ public sealed partial class UpstreamConsumer(
     private async Task HandleAsync<T>(ConsumeContext<T> context, UpstreamEvent upstream, Func<GatewayEventContext, Task> apply)
         where T : class
     {
-        // Later events of this connection in this worker wait for this one to finish.
+        // Later events of this connection in this worker wait for this one to finish, and this one
+        // for the earlier ones here: a connection's events go one at a time, in order.
         using var turn = processor.Enter(upstream);
+        await processor.WaitForEarlierAsync(upstream, context.CancellationToken);
         try
         {
             await ApplyWhileTheDatabaseIsAwayAsync(context, upstream, apply);
@@ -114,6 +116,7 @@ public sealed partial class UpstreamConsumer(
             // own buffer, or being applied by another worker right now: wait briefly in place (this
             // holds no lock; the predecessor runs meanwhile). A copy that already went round goes
             // straight on to the queue.
+            LogOutOfTurn(upstream.ConnectionId, upstream.Seq, context.ReceiveContext.Redelivered, gap.Message);
             if (ReadHeader(context, WaitAttemptHeader) is null && await WaitInPlaceAsync(context, upstream, apply))
             {
                 metrics.WaitedInPlace();
@@ -209,7 +212,9 @@ public sealed partial class UpstreamConsumer(
     private static async Task ResendAsync<T>(ConsumeContext<T> context, DateTimeOffset waitingSince, int attempt, long lastApplied)
         where T : class
     {
-        var endpoint = await context.GetSendEndpoint(context.ReceiveContext.InputAddress);
+        // Through the exchange of the shard queue's own name (bound to it), so the queue is not declared again with other arguments.
+        var queue = context.ReceiveContext.InputAddress.AbsolutePath.Split('/')[^1];
+        var endpoint = await context.GetSendEndpoint(new Uri($"exchange:{queue}"));
         await endpoint.Send(context.Message, send =>
         {
             if (send is RabbitMqSendContext rabbit)
@@ -225,6 +230,9 @@ public sealed partial class UpstreamConsumer(
 
     [LoggerMessage(LogLevel.Warning, "Connection {ConnectionId}: seq {Seq} waits for the database, which is unavailable ({Reason}); it stays in the queue and is tried again")]
     private partial void LogDatabaseUnavailable(string connectionId, long seq, string reason);
+
+    [LoggerMessage(LogLevel.Debug, "Connection {ConnectionId}: seq {Seq} came before its turn (redelivered: {Redelivered}): {Reason}")]
+    private partial void LogOutOfTurn(string connectionId, long seq, bool redelivered, string reason);
 
     [LoggerMessage(LogLevel.Debug, "Connection {ConnectionId}: seq {Seq} waits for its predecessor (last applied {LastSeq}, attempt {Attempt}): {Reason}")]
     private partial void LogWaiting(string connectionId, long seq, long lastSeq, int attempt, string reason);

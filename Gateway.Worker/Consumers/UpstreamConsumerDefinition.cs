@@ -1,11 +1,13 @@
 using MassTransit;
 using Microsoft.Extensions.Options;
 
-using SocketStarter.Messages;
-
 namespace SocketStarter.GatewayWorker.Consumers;
 
-/// <summary>The workers' queue: quorum, shared by every worker, with bounded retries before the error queue.</summary>
+/// <summary>
+/// How a shard queue is consumed: quorum, single active consumer, bounded retries before the
+/// shard's error queue. The endpoints themselves are connected and stopped by the
+/// <see cref="Shards.ShardBalancer"/> as this worker takes shards and gives them up.
+/// </summary>
 public sealed partial class UpstreamConsumerDefinition : ConsumerDefinition<UpstreamConsumer>
 {
     private readonly WorkerOptions _options;
@@ -13,10 +15,22 @@ public sealed partial class UpstreamConsumerDefinition : ConsumerDefinition<Upst
     public UpstreamConsumerDefinition(IOptions<WorkerOptions> options, ILogger<UpstreamConsumerDefinition> logger)
     {
         _options = options.Value;
-        EndpointName = _options.Queue;
-        ConcurrentMessageLimit = _options.ConcurrentMessageLimit;
         if (_options.ConcurrentMessageLimit < _options.PrefetchCount)
             LogFewerSlotsThanPrefetch(logger, _options.ConcurrentMessageLimit, _options.PrefetchCount);
+    }
+
+    /// <summary>A shard queue's endpoint: what the balancer connects for each shard it takes.</summary>
+    public void ConfigureShardEndpoint(IReceiveEndpointConfigurator endpoint)
+    {
+        // The queue is bound to the upstream exchange (ShardTopology), not to the message types' exchanges.
+        endpoint.ConfigureConsumeTopology = false;
+        endpoint.ConcurrentMessageLimit = _options.ConcurrentMessageLimit;
+        if (endpoint is IRabbitMqReceiveEndpointConfigurator rabbit)
+        {
+            rabbit.SetQuorumQueue();
+            rabbit.SingleActiveConsumer = true;
+            rabbit.PrefetchCount = _options.PrefetchCount;
+        }
     }
 
     protected override void ConfigureConsumer(
@@ -24,22 +38,15 @@ public sealed partial class UpstreamConsumerDefinition : ConsumerDefinition<Upst
         IConsumerConfigurator<UpstreamConsumer> consumerConfigurator,
         IRegistrationContext context)
     {
-        if (endpointConfigurator is IRabbitMqReceiveEndpointConfigurator rabbit)
-        {
-            rabbit.SetQuorumQueue();
-            rabbit.PrefetchCount = _options.PrefetchCount;
-        }
-
         if (_options.RetryLimit > 0)
         {
             endpointConfigurator.UseMessageRetry(r =>
                 r.Intervals(Enumerable.Range(1, _options.RetryLimit).Select(i => TimeSpan.FromMilliseconds(100 * i)).ToArray()));
         }
 
-        // No partitioner by connection: two events of one connection may run at once here, and the
-        // later one waits for the earlier without holding anything the earlier needs (see
-        // UpstreamEventProcessor.WaitForTurnAsync). A partition would make it wait while holding the
-        // partition, blocking its own predecessor, whenever deliveries reach it out of order.
+        // No partitioner by connection: the consumer keeps a connection's events in order itself
+        // (UpstreamEventProcessor.Enter and WaitForEarlierAsync), without holding a partition while
+        // a redelivered predecessor is still on its way.
     }
 
     [LoggerMessage(LogLevel.Warning, "Worker:ConcurrentMessageLimit ({Limit}) is below Worker:PrefetchCount ({Prefetch}): an event that arrives before its predecessor holds a slot while it waits, and a predecessor prefetched behind it may find none free, so the wait ends only after five seconds without progress. Keep the limit at least the prefetch count.")]

@@ -138,19 +138,60 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
 
     /// <summary>Writes an event's replies in one statement; returns their ids, in order.</summary>
     public async Task<long[]> EnqueueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string connectionId, long seq,
-        IReadOnlyList<(string MessageType, string Body)> replies, DateTimeOffset now, CancellationToken cancellationToken)
+        IReadOnlyList<(string MessageType, string Body, string? OrderKey)> replies, DateTimeOffset now, CancellationToken cancellationToken)
     {
         if (replies.Count == 0)
             return [];
         var ids = await connection.QueryAsync<long>(new CommandDefinition("""
-            INSERT INTO gateway_outbox (connection_id, seq, message_type, body, created_at)
-            SELECT @connectionId, @seq, r.message_type, r.body, @now
-            FROM unnest(@types, @bodies) WITH ORDINALITY AS r (message_type, body, n)
+            INSERT INTO gateway_outbox (connection_id, seq, message_type, body, order_key, created_at)
+            SELECT @connectionId, @seq, r.message_type, r.body, r.order_key, @now
+            FROM unnest(@types, @bodies, @keys) WITH ORDINALITY AS r (message_type, body, order_key, n)
             ORDER BY r.n
             RETURNING id
-            """, new { connectionId, seq, types = replies.Select(r => r.MessageType).ToArray(), bodies = replies.Select(r => r.Body).ToArray(), now },
-            transaction, cancellationToken: cancellationToken));
+            """, new
+            {
+                connectionId, seq, now,
+                types = replies.Select(r => r.MessageType).ToArray(),
+                bodies = replies.Select(r => r.Body).ToArray(),
+                keys = replies.Select(r => r.OrderKey).ToArray(),
+            }, transaction, cancellationToken: cancellationToken));
         return ids.Order().ToArray();
+    }
+
+    /// <summary>
+    /// Publishes every committed reply of one order key (a group), oldest first, then deletes them,
+    /// holding the key's advisory lock throughout: the flushes of one key, on any worker, take
+    /// turns, and each finds all that committed before it. So a group's replies leave in the
+    /// order their events committed (for a chat room: in seq order). Returns how many it sent.
+    /// </summary>
+    public static async Task<int> FlushOrderedAsync(NpgsqlConnection connection, string orderKey, Func<OutboxRow, Task> publish, CancellationToken cancellationToken)
+    {
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using (var setup = new NpgsqlBatch(connection, transaction)
+        {
+            BatchCommands =
+            {
+                // Losing this delete to a crash only sends the replies again.
+                new NpgsqlBatchCommand("SET LOCAL synchronous_commit TO OFF"),
+                new NpgsqlBatchCommand("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))") { Parameters = { Text(orderKey) } },
+            },
+        })
+        {
+            await setup.ExecuteNonQueryAsync(cancellationToken);
+        }
+        // A statement after the lock: it sees every row committed by the flushes and events before.
+        var rows = (await connection.QueryAsync<OutboxRow>(new CommandDefinition(
+            "SELECT id, message_type AS MessageType, body FROM gateway_outbox WHERE order_key = @orderKey ORDER BY id",
+            new { orderKey }, transaction, cancellationToken: cancellationToken))).AsList();
+        foreach (var row in rows)
+            await publish(row);
+        if (rows.Count > 0)
+        {
+            await connection.ExecuteAsync(new CommandDefinition("DELETE FROM gateway_outbox WHERE id = ANY(@ids)",
+                new { ids = rows.Select(r => r.Id).ToArray() }, transaction, cancellationToken: cancellationToken));
+        }
+        await transaction.CommitAsync(cancellationToken);
+        return rows.Count;
     }
 
     /// <summary>

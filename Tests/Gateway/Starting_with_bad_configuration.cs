@@ -8,7 +8,7 @@ public sealed class Starting_with_bad_configuration
     private static readonly Dictionary<string, string?> Valid = new()
     {
         ["ConnectionStrings:rabbitmq"] = "amqp://guest:guest@127.0.0.1:1/",
-        ["Gateway:UpstreamQueue"] = "chat-worker",
+        ["Gateway:UpstreamExchange"] = "chat-worker",
         ["ConnectionStrings:postgres"] = "Host=127.0.0.1;Port=1;Database=unused;Username=unused;Password=unused",
     };
 
@@ -60,8 +60,8 @@ public sealed class Starting_with_bad_configuration
         });
     }
 
-    [TestCase("Gateway:UpstreamQueue", "")]
-    [TestCase("Gateway:UpstreamQueue", "has spaces")]
+    [TestCase("Gateway:UpstreamExchange", "")]
+    [TestCase("Gateway:UpstreamExchange", "has spaces")]
     [TestCase("Gateway:MaxPayloadBytes", "0")]
     [TestCase("Gateway:PublishTimeout", "00:10:00")]
     [TestCase("Gateway:InstanceId", "no/slashes")]

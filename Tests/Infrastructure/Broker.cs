@@ -105,6 +105,44 @@ public sealed class Broker : IAsyncDisposable
         return (Read("messages_ready"), Read("messages_unacknowledged"));
     }
 
+    /// <summary>
+    /// Per queue of the virtual host, the name its single active consumer's connection gave itself
+    /// (a worker names its connection after its worker id), as the broker sees it now; null where
+    /// no consumer is active. Consumers waiting in line are left out.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, string?>> ActiveConsumersAsync(string vhost)
+    {
+        var connections = (await _management.GetFromJsonAsync<System.Text.Json.JsonElement>($"connections?columns=name,user_provided_name"))
+            .EnumerateArray()
+            .Where(c => c.TryGetProperty("user_provided_name", out var n) && n.ValueKind == System.Text.Json.JsonValueKind.String)
+            .ToDictionary(c => c.GetProperty("name").GetString()!, c => c.GetProperty("user_provided_name").GetString()!);
+        var queues = await _management.GetFromJsonAsync<System.Text.Json.JsonElement>($"queues/{vhost}");
+        var active = new Dictionary<string, string?>();
+        foreach (var queue in queues.EnumerateArray())
+        {
+            var name = queue.GetProperty("name").GetString()!;
+            var response = await _management.GetAsync($"queues/{vhost}/{Uri.EscapeDataString(name)}");
+            if (response.StatusCode == System.Net.HttpStatusCode.NotFound)
+                continue; // deleted meanwhile (a stopped worker's own heartbeat queue)
+            response.EnsureSuccessStatusCode();
+            var details = await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>();
+            string? holder = null;
+            if (details.TryGetProperty("consumer_details", out var consumers))
+            {
+                foreach (var consumer in consumers.EnumerateArray())
+                {
+                    var isActive = !consumer.TryGetProperty("active", out var a) || a.ValueKind != System.Text.Json.JsonValueKind.False;
+                    if (consumer.TryGetProperty("activity_status", out var status) && status.GetString() == "waiting")
+                        isActive = false;
+                    if (isActive && consumer.GetProperty("channel_details").TryGetProperty("connection_name", out var c) && c.GetString() is { } connection)
+                        holder = connections.GetValueOrDefault(connection, connection);
+                }
+            }
+            active[name] = holder;
+        }
+        return active;
+    }
+
     /// <summary>The first message of a queue, left in it: its headers, as the management API shows them.</summary>
     public async Task<(IReadOnlyDictionary<string, string> Headers, string Payload)> PeekAsync(string vhost, string queue)
     {
@@ -131,8 +169,10 @@ public sealed class Broker : IAsyncDisposable
     {
         try
         {
+            // The workers' sharded upstream needs the consistent-hash exchange, which the image ships but does not enable.
             var container = new RabbitMqBuilder("rabbitmq:3.13-management")
                 .WithPortBinding(15672, true)
+                .WithResourceMapping(File.ReadAllBytes(Path.Combine(RepositoryRoot.Path, "rabbitmq", "enabled_plugins")), "/etc/rabbitmq/enabled_plugins")
                 .Build();
             await container.StartAsync();
             return container;

@@ -86,7 +86,7 @@ public sealed partial class ChatTraffic : IAsyncDisposable
         var accepted = _members.SelectMany(m => m.Outcomes.Where(o => o.Value == Outcome.Accepted).Select(o => (m.Name, m.Room, N: o.Key))).ToList();
         var refused = _members.SelectMany(m => m.Outcomes.Where(o => o.Value == Outcome.Refused).Select(o => $"{m.Name}#{o.Key}")).ToHashSet();
         var inDoubt = _members.SelectMany(m => m.Outcomes.Where(o => o.Value == Outcome.InDoubt).Select(o => $"{m.Name}#{o.Key}")).ToHashSet();
-        long delivered = 0, copies = 0, lost = 0, reordered = 0, refusedButDelivered = 0;
+        long delivered = 0, copies = 0, lost = 0, reordered = 0, refusedButDelivered = 0, outOfSeqOrder = 0;
         var seqsByText = new Dictionary<string, HashSet<long>>();
         var latencies = new List<double>();
 
@@ -116,9 +116,12 @@ public sealed partial class ChatTraffic : IAsyncDisposable
             // applied after what the sender said on its next one, so it is left out.
             foreach (var bySender in firsts.Where(a => !inDoubt.Contains(a.Text)).GroupBy(a => Parse(a.Text).From))
             {
-                reordered += Inversions(bySender.Where(a => !a.Resumed).Select(a => Parse(a.Text).N));
-                reordered += Inversions(bySender.OrderBy(a => a.Seq).Select(a => Parse(a.Text).N));
+                reordered += Inversions(bySender.Where(a => !a.Resumed).Select(a => (long)Parse(a.Text).N));
+                reordered += Inversions(bySender.OrderBy(a => a.Seq).Select(a => (long)Parse(a.Text).N));
             }
+
+            // Room order as it reached this client live: a message with a lower seq than one already received.
+            outOfSeqOrder += Inversions(firsts.Where(a => !a.Resumed).Select(a => a.Seq));
 
             var received = firsts.Select(a => a.Text).ToHashSet();
             lost += accepted.Count(m => m.Room == receiver.Room && !received.Contains($"{m.Name}#{m.N}"));
@@ -141,7 +144,8 @@ public sealed partial class ChatTraffic : IAsyncDisposable
             Dropped: _members.Sum(m => m.AllClients.Sum(c => c.TimesClosed)),
             Reconnects: _reconnects,
             P50: Percentile(latencies, 0.50),
-            P99: Percentile(latencies, 0.99));
+            P99: Percentile(latencies, 0.99),
+            OutOfSeqOrder: outOfSeqOrder);
     }
 
     public async ValueTask DisposeAsync()
@@ -243,10 +247,10 @@ public sealed partial class ChatTraffic : IAsyncDisposable
         return (text[..at], int.Parse(text[(at + 1)..], System.Globalization.CultureInfo.InvariantCulture));
     }
 
-    private static long Inversions(IEnumerable<int> sequence)
+    private static long Inversions(IEnumerable<long> sequence)
     {
         long count = 0;
-        var highest = int.MinValue;
+        var highest = long.MinValue;
         foreach (var n in sequence)
         {
             if (n < highest)
@@ -296,13 +300,14 @@ public sealed partial class ChatTraffic : IAsyncDisposable
         long Dropped,
         int Reconnects,
         double P50,
-        double P99)
+        double P99,
+        long OutOfSeqOrder = 0)
     {
         public const string Header =
-            "| scenario | clients | sent | accepted | refused (by code) | in doubt | delivered | copies dropped by seq | lost | duplicated | reordered | refused yet delivered | clients dropped | resumed | p50 ms | p99 ms |\n" +
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+            "| scenario | clients | sent | accepted | refused (by code) | in doubt | delivered | copies dropped by seq | lost | duplicated | reordered | refused yet delivered | clients dropped | resumed | p50 ms | p99 ms | live arrivals below a seq already received |\n" +
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
         public override string ToString() =>
-            $"| {Scenario} | {Clients} | {Sent} | {Accepted} | {(Refusals.Count == 0 ? "0" : string.Join(", ", Refusals.OrderBy(r => r.Key).Select(r => $"{r.Key} {r.Value}")))} | {InDoubt} | {Delivered} | {Copies} | {Lost} | {Duplicated} | {Reordered} | {RefusedButDelivered} | {Dropped} | {Reconnects} | {P50:F1} | {P99:F1} |";
+            $"| {Scenario} | {Clients} | {Sent} | {Accepted} | {(Refusals.Count == 0 ? "0" : string.Join(", ", Refusals.OrderBy(r => r.Key).Select(r => $"{r.Key} {r.Value}")))} | {InDoubt} | {Delivered} | {Copies} | {Lost} | {Duplicated} | {Reordered} | {RefusedButDelivered} | {Dropped} | {Reconnects} | {P50:F1} | {P99:F1} | {OutOfSeqOrder} |";
     }
 }

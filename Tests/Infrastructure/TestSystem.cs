@@ -82,7 +82,7 @@ public sealed class TestSystem : IAsyncDisposable
         var all = new Dictionary<string, string?>
         {
             ["ConnectionStrings:rabbitmq"] = BrokerUri.ToString(),
-            ["Gateway:UpstreamQueue"] = "chat-worker",
+            ["Gateway:UpstreamExchange"] = "chat-worker",
             ["ConnectionStrings:postgres"] = DatabaseConnectionString,
         };
         foreach (var (key, value) in overrides ?? new Dictionary<string, string?>())

@@ -8,7 +8,7 @@ public sealed class Starting_with_bad_limits_or_keys
     private static readonly Dictionary<string, string?> Valid = new()
     {
         ["ConnectionStrings:rabbitmq"] = "amqp://guest:guest@127.0.0.1:1/",
-        ["Gateway:UpstreamQueue"] = "chat-worker",
+        ["Gateway:UpstreamExchange"] = "chat-worker",
         ["ConnectionStrings:postgres"] = "Host=127.0.0.1;Port=1;Database=unused;Username=unused;Password=unused",
     };
 

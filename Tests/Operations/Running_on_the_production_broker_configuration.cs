@@ -58,9 +58,9 @@ public sealed class Running_on_the_production_broker_configuration
         JsonElement queue = default;
         await Wait.UntilAsync(async () =>
         {
-            queue = await _broker.Management.GetFromJsonAsync<JsonElement>($"queues/{ProductionBroker.VirtualHost}/chat-worker");
+            queue = await _broker.Management.GetFromJsonAsync<JsonElement>($"queues/{ProductionBroker.VirtualHost}/chat-worker-00");
             return queue.TryGetProperty("effective_policy_definition", out var applied) && applied.ValueKind == JsonValueKind.Object && applied.EnumerateObject().Any();
-        }, "the broker reports the policy it applies to chat-worker");
+        }, "the broker reports the policy it applies to the shard queue chat-worker-00");
         Assert.Multiple(() =>
         {
             Assert.That(queue.GetProperty("type").GetString(), Is.EqualTo("quorum"));
@@ -107,7 +107,7 @@ public sealed class Running_on_the_production_broker_configuration
     private Dictionary<string, string?> Settings() => new()
     {
         ["ConnectionStrings:rabbitmq"] = _broker.Amqp.ToString(),
-        ["Gateway:UpstreamQueue"] = "chat-worker",
+        ["Gateway:UpstreamExchange"] = "chat-worker",
         ["ConnectionStrings:postgres"] = _databaseConnectionString,
     };
 

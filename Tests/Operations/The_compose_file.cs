@@ -115,7 +115,7 @@ public sealed partial class The_compose_file
 
             Assert.That(hubs, Has.Count.EqualTo(2));
             Assert.That(hubs.Select(h => Env(h.Value!, "Gateway__InstanceId")).Distinct().Count(), Is.EqualTo(2), "each hub has its own instance id");
-            Assert.That(hubs.Select(h => Env(h.Value!, "Gateway__UpstreamQueue")), Is.All.EqualTo(queue));
+            Assert.That(hubs.Select(h => Env(h.Value!, "Gateway__UpstreamExchange")), Is.All.EqualTo(queue));
             Assert.That(upstreams, Is.EquivalentTo(hubs.Select(h => $"{h.Key}:8080")), "nginx spreads /hub over exactly the hub services");
             Assert.That(nginx, Does.Contain("proxy_set_header Upgrade $http_upgrade"), "WebSocket upgrade through the proxy");
             Assert.That(services["gateway"]!["build"]!["context"].Text(), Does.EndWith("client"), "the client is built into the load balancer's image, not the hubs'");

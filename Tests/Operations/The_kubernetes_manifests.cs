@@ -19,7 +19,7 @@ public sealed class The_kubernetes_manifests
     {
         // Building the services reads their settings; nothing connects.
         ["ConnectionStrings:rabbitmq"] = "amqp://guest:guest@127.0.0.1:5672/",
-        ["Gateway:UpstreamQueue"] = "chat-worker",
+        ["Gateway:UpstreamExchange"] = "chat-worker",
         ["Store:Path"] = Path.Combine(Path.GetTempPath(), "unused.db"),
         ["ConnectionStrings:postgres"] = "Host=127.0.0.1;Database=unused;Username=unused",
     };
@@ -110,9 +110,17 @@ public sealed class The_kubernetes_manifests
             Assert.That(scaled["spec"]!["scaleTargetRef"]!["name"].Text(), Is.EqualTo(worker["metadata"]!["name"].Text()));
             Assert.That(trigger["type"].Text(), Is.EqualTo("rabbitmq"));
             Assert.That(trigger["metadata"]!["mode"].Text(), Is.EqualTo("QueueLength"));
-            Assert.That(trigger["metadata"]!["queueName"].Text(), Is.EqualTo(consumed), "the queue Worker:Queue names by default");
+            // Every shard queue, summed: what waits for the workers in all.
+            Assert.That(trigger["metadata"]!["useRegex"].Text(), Is.EqualTo("true"));
+            Assert.That(trigger["metadata"]!["operation"].Text(), Is.EqualTo("sum"));
+            Assert.That(trigger["metadata"]!["protocol"].Text(), Is.EqualTo("http"), "a regex over queue names needs the management API");
+            var shards = Enumerable.Range(0, new WorkerOptions().Shards).Select(new WorkerOptions().ShardQueue).ToList();
+            Assert.That(shards, Has.All.Matches(new System.Text.RegularExpressions.Regex(trigger["metadata"]!["queueName"].Text())), "the regex takes every shard queue Worker:Queue names by default");
+            Assert.That(new System.Text.RegularExpressions.Regex(trigger["metadata"]!["queueName"].Text()).IsMatch(consumed + "-00_error"), Is.False, "but not the error queues");
+            Assert.That(int.Parse(scaled["spec"]!["maxReplicaCount"].Text(), System.Globalization.CultureInfo.InvariantCulture), Is.LessThanOrEqualTo(new WorkerOptions().Shards),
+                "no more workers than shards: one beyond would hold none");
             Assert.That(Env(Container(worker), "Worker__Queue"), Is.EqualTo(consumed).Or.Null);
-            Assert.That(Env(hub, "Gateway__UpstreamQueue"), Is.EqualTo(consumed), "the hubs send where the workers consume");
+            Assert.That(Env(hub, "Gateway__UpstreamExchange"), Is.EqualTo(consumed), "the hubs send where the workers consume");
             Assert.That(int.Parse(scaled["spec"]!["minReplicaCount"].Text(), System.Globalization.CultureInfo.InvariantCulture),
                 Is.GreaterThanOrEqualTo(1).And.LessThanOrEqualTo(int.Parse(scaled["spec"]!["maxReplicaCount"].Text(), System.Globalization.CultureInfo.InvariantCulture)));
             Assert.That(auth["spec"]!["secretTargetRef"].Items().Select(s => s["parameter"].Text()), Does.Contain("host"));

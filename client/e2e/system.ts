@@ -363,7 +363,7 @@ export class ChatSystem {
   private async startHub(name: string, settings: Record<string, string> = {}): Promise<Service> {
     const hub = await Service.start('Hub.Front', name, {
       'ConnectionStrings:rabbitmq': this.brokerUri,
-      'Gateway:UpstreamQueue': 'chat-worker',
+      'Gateway:UpstreamExchange': 'chat-worker',
       ...settings,
     })
     this.services.push(hub)

@@ -1,0 +1,235 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using System.Threading.Channels;
+using MassTransit;
+using Microsoft.Extensions.Options;
+using SocketStarter.GatewayWorker.Consumers;
+
+namespace SocketStarter.GatewayWorker.Shards;
+
+/// <summary>
+/// Keeps this worker holding a fair share of the shards: each live worker holds a disjoint set,
+/// its size within one of every other's. Workers learn who is alive, and what each holds, from
+/// each other's heartbeats. A shard moves by its holder finishing and acknowledging what it has
+/// (stopping the shard's endpoint), then saying so; only then does the next holder connect, and
+/// the queue's single active consumer guards the moment in between, so two workers never apply
+/// one shard's events at once. A worker that dies (SIGKILL) holds nothing from the broker's view
+/// at once; the others take its shards when its heartbeats have been missing for
+/// <c>Worker:PeerTimeout</c>.
+/// </summary>
+public sealed partial class ShardBalancer : BackgroundService
+{
+    // Long enough to hear every live worker answer this one's first heartbeat before taking any shard.
+    private static readonly TimeSpan JoinWait = TimeSpan.FromMilliseconds(500);
+
+    private readonly IBus _bus;
+    private readonly IReceiveEndpointConnector _connector;
+    private readonly ShardTopology _topology;
+    private readonly UpstreamConsumerDefinition _definition;
+    private readonly WorkerOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger<ShardBalancer> _logger;
+    private readonly ConcurrentDictionary<string, WorkerHeartbeat> _peers = new();
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _heardAt = new();
+    private readonly ConcurrentDictionary<int, HostReceiveEndpointHandle> _held = new();
+    private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    private readonly Counter<long> _moves;
+    private volatile bool _stopping;
+    private volatile int[] _heldSnapshot = [];
+
+    public ShardBalancer(WorkerIdentity identity, IBus bus, IReceiveEndpointConnector connector, ShardTopology topology, UpstreamConsumerDefinition definition,
+        IOptions<WorkerOptions> options, TimeProvider time, IMeterFactory meterFactory, ILogger<ShardBalancer> logger)
+    {
+        WorkerId = identity.WorkerId;
+        _bus = bus;
+        _connector = connector;
+        _topology = topology;
+        _definition = definition;
+        _options = options.Value;
+        _time = time;
+        _logger = logger;
+        var meter = meterFactory.Create(WorkerMetrics.MeterName);
+        meter.CreateObservableGauge("worker.shards.held", () => _heldSnapshot.Length, description: "Shards this worker consumes now.");
+        _moves = meter.CreateCounter<long>("worker.shards.moves", description: "Shards this worker took or gave up, by direction (taken, released).");
+    }
+
+    public string WorkerId { get; }
+
+    /// <summary>The shards this worker consumes now, in order.</summary>
+    public IReadOnlyList<int> Held => _heldSnapshot;
+
+    /// <summary>A peer's heartbeat: remembered, and answered at once when the peer is new, so it learns of this worker quickly.</summary>
+    public void Observe(WorkerHeartbeat heartbeat)
+    {
+        if (heartbeat.WorkerId == WorkerId)
+            return;
+        var isNew = !_peers.ContainsKey(heartbeat.WorkerId);
+        _peers[heartbeat.WorkerId] = heartbeat;
+        _heardAt[heartbeat.WorkerId] = _time.GetUtcNow();
+        if (isNew && !heartbeat.Stopping)
+            LogPeerJoined(heartbeat.WorkerId, heartbeat.Shards.Count);
+        _wake.Writer.TryWrite(isNew);
+    }
+
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        // Before the host reports started: the hubs' events find their shard queues from now on.
+        await _topology.DeclareAsync(cancellationToken);
+        await base.StartAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        await PublishAsync(stoppingToken);
+        await Task.Delay(JoinWait, _time, stoppingToken);
+        var lastSent = _time.GetTimestamp();
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var changed = false;
+            try
+            {
+                changed = await RebalanceAsync(stoppingToken);
+            }
+            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+            {
+                LogRebalanceFailed(ex);
+            }
+
+            var answerNewPeer = false;
+            if (changed || _time.GetElapsedTime(lastSent) >= _options.PeerHeartbeatInterval)
+            {
+                await TryPublishAsync(stoppingToken);
+                lastSent = _time.GetTimestamp();
+            }
+
+            // Until the next heartbeat is due or a peer says something.
+            using var tick = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+            tick.CancelAfter(_options.PeerHeartbeatInterval / 4);
+            try
+            {
+                answerNewPeer = await _wake.Reader.ReadAsync(tick.Token);
+            }
+            catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
+            {
+            }
+            if (answerNewPeer)
+            {
+                await TryPublishAsync(stoppingToken);
+                lastSent = _time.GetTimestamp();
+            }
+        }
+    }
+
+    /// <summary>
+    /// A graceful stop hands every shard over before the bus stops (this service stops first: it
+    /// is registered after the bus): announce stopping, finish and acknowledge what each shard holds,
+    /// then say nothing is held any more.
+    /// </summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _stopping = true;
+        await base.StopAsync(cancellationToken);
+        await TryPublishAsync(cancellationToken);
+        var shards = _held.Keys.ToList();
+        await Task.WhenAll(shards.Select(s => ReleaseAsync(s, cancellationToken)));
+        await TryPublishAsync(cancellationToken);
+        if (shards.Count > 0)
+            LogHandedOver(shards.Count);
+    }
+
+    /// <summary>One round: give up what is over this worker's share or held by a lower id too; take free shards up to the share.</summary>
+    private async Task<bool> RebalanceAsync(CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow();
+        // Peers not heard from for PeerTimeout are dead: they hold nothing.
+        foreach (var (id, heard) in _heardAt)
+        {
+            if (now - heard > _options.PeerTimeout && _peers.TryRemove(id, out var gone))
+            {
+                _heardAt.TryRemove(id, out _);
+                if (!gone.Stopping)
+                    LogPeerLost(id, _options.PeerTimeout, gone.Shards.Count);
+            }
+        }
+        var peers = _peers.Values.ToList();
+        var plan = ShardPlan.For(WorkerId, _held.Keys.ToHashSet(), peers, _options.Shards, _stopping);
+
+        // All at once: each endpoint's start or stop waits on the broker (and a stop on the events in flight).
+        await Task.WhenAll(plan.Release.Select(shard => ReleaseAsync(shard, cancellationToken)));
+        await Task.WhenAll(plan.Take.Select(shard => TakeAsync(shard, cancellationToken)));
+        return plan.Release.Count + plan.Take.Count > 0;
+    }
+
+    private async Task TakeAsync(int shard, CancellationToken cancellationToken)
+    {
+        var queue = _options.ShardQueue(shard);
+        var handle = _connector.ConnectReceiveEndpoint(queue, (context, endpoint) =>
+        {
+            _definition.ConfigureShardEndpoint(endpoint);
+            endpoint.ConfigureConsumer<UpstreamConsumer>(context);
+        });
+        _held[shard] = handle;
+        Snapshot();
+        await handle.Ready.WaitAsync(cancellationToken);
+        _moves.Add(1, new KeyValuePair<string, object?>("direction", "taken"));
+        LogTaken(queue, _heldSnapshot.Length);
+    }
+
+    private async Task ReleaseAsync(int shard, CancellationToken cancellationToken)
+    {
+        if (!_held.TryGetValue(shard, out var handle))
+            return;
+        // Stopping the endpoint finishes the events in flight and acknowledges them first; only
+        // then is the shard no longer listed as held.
+        await handle.StopAsync(cancellationToken);
+        _held.TryRemove(shard, out _);
+        Snapshot();
+        _moves.Add(1, new KeyValuePair<string, object?>("direction", "released"));
+        LogReleased(_options.ShardQueue(shard), _heldSnapshot.Length);
+    }
+
+    private void Snapshot()
+    {
+        lock (_held)
+            _heldSnapshot = [.. _held.Keys.Order()];
+    }
+
+    private Task PublishAsync(CancellationToken cancellationToken) =>
+        _bus.Publish(new WorkerHeartbeat { WorkerId = WorkerId, Shards = _heldSnapshot, Stopping = _stopping, SentAt = _time.GetUtcNow() }, cancellationToken);
+
+    private async Task TryPublishAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(TimeSpan.FromSeconds(5));
+            await PublishAsync(timeout.Token);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            // The broker is away: the others stop hearing this worker; its shards' consumers are gone with the connection too.
+            LogHeartbeatFailed(ex.Message);
+        }
+    }
+
+    [LoggerMessage(LogLevel.Information, "Worker {WorkerId} joined, holding {Count} shards")]
+    private partial void LogPeerJoined(string workerId, int count);
+
+    [LoggerMessage(LogLevel.Warning, "Worker {WorkerId} not heard from for {Timeout}: its {Count} shards are free")]
+    private partial void LogPeerLost(string workerId, TimeSpan timeout, int count);
+
+    [LoggerMessage(LogLevel.Information, "Took shard {Queue}; holding {Count}")]
+    private partial void LogTaken(string queue, int count);
+
+    [LoggerMessage(LogLevel.Information, "Gave up shard {Queue} (its events in flight finished first); holding {Count}")]
+    private partial void LogReleased(string queue, int count);
+
+    [LoggerMessage(LogLevel.Information, "Stopping: handed over {Count} shards")]
+    private partial void LogHandedOver(int count);
+
+    [LoggerMessage(LogLevel.Warning, "Rebalancing shards failed; will try again")]
+    private partial void LogRebalanceFailed(Exception exception);
+
+    [LoggerMessage(LogLevel.Debug, "Worker heartbeat not sent: {Reason}")]
+    private partial void LogHeartbeatFailed(string reason);
+}
