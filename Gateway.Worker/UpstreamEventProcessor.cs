@@ -170,12 +170,12 @@ public sealed partial class UpstreamEventProcessor(
     /// <paramref name="limit"/>. True when the caller should try the event again; false when it
     /// stopped moving.
     /// </summary>
-    public async Task<bool> WaitForTurnAsync(UpstreamEvent upstream, TimeSpan limit, CancellationToken cancellationToken)
+    public async Task<TurnWait> WaitForTurnAsync(UpstreamEvent upstream, TimeSpan limit, CancellationToken cancellationToken)
     {
         if (EarlierInProcess(upstream) is { } earlier)
         {
             await earlier.WaitAsync(cancellationToken);
-            return true;
+            return TurnWait.InProcess;
         }
 
         var started = time.GetTimestamp();
@@ -184,15 +184,15 @@ public sealed partial class UpstreamEventProcessor(
         {
             var progress = await store.ReadProgressAsync(upstream.ConnectionId, cancellationToken);
             if (upstream.Seq <= progress.LastSeq || (upstream.FollowsDirectly(progress.LastSeq) && !progress.RepliesPending))
-                return true;
+                return FinishedHere(upstream.ConnectionId) >= progress.LastSeq ? TurnWait.InProcess : TurnWait.Elsewhere;
             if (progress.LastSeq > seen)
                 started = time.GetTimestamp(); // the connection moves: keep waiting
             seen = progress.LastSeq;
             if (time.GetElapsedTime(started) >= limit)
-                return false;
+                return TurnWait.Stalled;
             await Task.Delay(TurnPollInterval, time, cancellationToken);
             if (EarlierInProcess(upstream) is not null)
-                return true; // an earlier event arrived here meanwhile: wait for it instead
+                return TurnWait.InProcess; // an earlier event arrived here meanwhile: wait for it instead
         }
     }
 
@@ -204,6 +204,17 @@ public sealed partial class UpstreamEventProcessor(
     {
         while (EarlierInProcess(upstream) is { } earlier)
             await earlier.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>How a wait for an event's turn ended.</summary>
+    public enum TurnWait
+    {
+        /// <summary>The connection stopped moving for the whole limit.</summary>
+        Stalled,
+        /// <summary>Its predecessor was (or turned up) in this worker: delivered right behind it, overtaken on the way in.</summary>
+        InProcess,
+        /// <summary>Its predecessor was applied elsewhere (another worker, a redelivery).</summary>
+        Elsewhere,
     }
 
     // The events of each connection being processed in this process, in no particular order.
@@ -227,6 +238,21 @@ public sealed partial class UpstreamEventProcessor(
         }
     }
 
+    // The last seq of each connection that finished in this process: tells a predecessor applied
+    // here from one applied elsewhere. Bounded: forgotten wholesale now and then (only a metric's
+    // classification depends on it).
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _finished = new();
+    private const int FinishedCapacity = 100_000;
+
+    private long FinishedHere(string connectionId) => _finished.TryGetValue(connectionId, out var seq) ? seq : 0;
+
+    private void RecordFinished(string connectionId, long seq)
+    {
+        if (_finished.Count > FinishedCapacity)
+            _finished.Clear();
+        _finished.AddOrUpdate(connectionId, seq, (_, previous) => Math.Max(previous, seq));
+    }
+
     private sealed class Turn(UpstreamEventProcessor processor, string connectionId, long seq) : IDisposable
     {
         private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -241,6 +267,7 @@ public sealed partial class UpstreamEventProcessor(
                 if (processor._inProcess.TryGetValue(connectionId, out var turns) && turns.Remove(this) && turns.Count == 0)
                     processor._inProcess.Remove(connectionId);
             }
+            processor.RecordFinished(connectionId, seq);
             _done.TrySetResult();
         }
     }

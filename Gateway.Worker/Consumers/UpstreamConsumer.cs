@@ -117,9 +117,12 @@ public sealed partial class UpstreamConsumer(
             // holds no lock; the predecessor runs meanwhile). A copy that already went round goes
             // straight on to the queue.
             LogOutOfTurn(upstream.ConnectionId, upstream.Seq, context.ReceiveContext.Redelivered, gap.Message);
-            if (ReadHeader(context, WaitAttemptHeader) is null && await WaitInPlaceAsync(context, upstream, apply))
+            if (ReadHeader(context, WaitAttemptHeader) is null && await WaitInPlaceAsync(context, upstream, apply) is { Done: true } waited)
             {
-                metrics.WaitedInPlace();
+                if (waited.OnlyInProcess)
+                    metrics.OvertookInProcess();
+                else
+                    metrics.WaitedInPlace();
                 return;
             }
 
@@ -154,15 +157,17 @@ public sealed partial class UpstreamConsumer(
     /// progress elsewhere (another worker applying its earlier events), until it stands still for
     /// <see cref="TurnWait"/>. False if the turn did not come.
     /// </summary>
-    private async Task<bool> WaitInPlaceAsync<T>(ConsumeContext<T> context, UpstreamEvent upstream, Func<GatewayEventContext, Task> apply)
+    private async Task<(bool Done, bool OnlyInProcess)> WaitInPlaceAsync<T>(ConsumeContext<T> context, UpstreamEvent upstream, Func<GatewayEventContext, Task> apply)
         where T : class
     {
-        while (await processor.WaitForTurnAsync(upstream, TurnWait, context.CancellationToken))
+        var onlyInProcess = true;
+        while (await processor.WaitForTurnAsync(upstream, TurnWait, context.CancellationToken) is var how && how != UpstreamEventProcessor.TurnWait.Stalled)
         {
+            onlyInProcess &= how == UpstreamEventProcessor.TurnWait.InProcess;
             if (await TryProcessAsync(context, upstream, apply))
-                return true;
+                return (true, onlyInProcess);
         }
-        return false;
+        return (false, false);
     }
 
     /// <summary>Processes the event now that its turn came; false if another gap opened meanwhile.</summary>

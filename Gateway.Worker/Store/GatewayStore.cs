@@ -166,31 +166,61 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
     /// </summary>
     public static async Task<int> FlushOrderedAsync(NpgsqlConnection connection, string orderKey, Func<OutboxRow, Task> publish, CancellationToken cancellationToken)
     {
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using (var setup = new NpgsqlBatch(connection, transaction)
+        // Two round trips: the transaction, its lock and the rows at once; then the delete with the commit.
+        // (Plain BEGIN and COMMIT, so the COMMIT can travel with the DELETE.)
+        var rows = new List<OutboxRow>();
+        try
         {
-            BatchCommands =
+            await using (var take = new NpgsqlBatch(connection)
             {
-                // Losing this delete to a crash only sends the replies again.
-                new NpgsqlBatchCommand("SET LOCAL synchronous_commit TO OFF"),
-                new NpgsqlBatchCommand("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))") { Parameters = { Text(orderKey) } },
-            },
-        })
-        {
-            await setup.ExecuteNonQueryAsync(cancellationToken);
+                BatchCommands =
+                {
+                    new NpgsqlBatchCommand("BEGIN"),
+                    // Losing this delete to a crash only sends the replies again.
+                    new NpgsqlBatchCommand("SET LOCAL synchronous_commit TO OFF"),
+                    new NpgsqlBatchCommand("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))") { Parameters = { Text(orderKey) } },
+                    // A statement after the lock: it sees every row committed by the flushes and events before.
+                    new NpgsqlBatchCommand("SELECT id, message_type, body FROM gateway_outbox WHERE order_key = $1 ORDER BY id") { Parameters = { Text(orderKey) } },
+                },
+            })
+            await using (var reader = await take.ExecuteReaderAsync(cancellationToken))
+            {
+                do
+                {
+                    // The rows' result is the one with their three columns (the lock's has one).
+                    if (reader.FieldCount != 3)
+                        continue;
+                    while (await reader.ReadAsync(cancellationToken))
+                        rows.Add(new OutboxRow(reader.GetInt64(0), reader.GetString(1), reader.GetString(2)));
+                }
+                while (await reader.NextResultAsync(cancellationToken));
+            }
+            foreach (var row in rows)
+                await publish(row);
+            await using var finish = new NpgsqlBatch(connection)
+            {
+                BatchCommands =
+                {
+                    new NpgsqlBatchCommand("DELETE FROM gateway_outbox WHERE id = ANY($1)") { Parameters = { new() { Value = rows.Select(r => r.Id).ToArray() } } },
+                    new NpgsqlBatchCommand("COMMIT"),
+                },
+            };
+            await finish.ExecuteNonQueryAsync(cancellationToken);
         }
-        // A statement after the lock: it sees every row committed by the flushes and events before.
-        var rows = (await connection.QueryAsync<OutboxRow>(new CommandDefinition(
-            "SELECT id, message_type AS MessageType, body FROM gateway_outbox WHERE order_key = @orderKey ORDER BY id",
-            new { orderKey }, transaction, cancellationToken: cancellationToken))).AsList();
-        foreach (var row in rows)
-            await publish(row);
-        if (rows.Count > 0)
+        catch
         {
-            await connection.ExecuteAsync(new CommandDefinition("DELETE FROM gateway_outbox WHERE id = ANY(@ids)",
-                new { ids = rows.Select(r => r.Id).ToArray() }, transaction, cancellationToken: cancellationToken));
+            // Never hand a connection back to the pool inside a transaction.
+            try
+            {
+                await using var rollback = new NpgsqlCommand("ROLLBACK", connection);
+                await rollback.ExecuteNonQueryAsync(CancellationToken.None);
+            }
+            catch (NpgsqlException)
+            {
+                // A broken connection is dropped by the pool anyway.
+            }
+            throw;
         }
-        await transaction.CommitAsync(cancellationToken);
         return rows.Count;
     }
 

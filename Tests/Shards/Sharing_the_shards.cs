@@ -102,16 +102,23 @@ public sealed class Sharing_the_shards
             var tally = await traffic.DrainAsync("2 workers, 200 clients in rooms of 10, each sending every second for 10 s", DrainLimit);
 
             using var http = new HttpClient();
-            double waited = 0;
+            double elsewhere = 0, inProcess = 0;
             foreach (var worker in live)
-                waited += Prometheus.Sample(await http.GetStringAsync(new Uri(worker.BaseAddress, "metrics")), "worker_events_out_of_turn_total", "");
-            TestContext.Out.WriteLine($"events that waited for a predecessor: {waited}");
-            foreach (var line in live.SelectMany(w => w.Output.Split('\n')).Where(l => l.Contains("before its turn", StringComparison.Ordinal) || l.Contains("Gave up shard", StringComparison.Ordinal) || l.Contains("Took shard", StringComparison.Ordinal)))
+            {
+                var metrics = await http.GetStringAsync(new Uri(worker.BaseAddress, "metrics"));
+                inProcess += Prometheus.Sample(metrics, "worker_events_out_of_turn_total", "resolved=\"in_process\"");
+                elsewhere += Prometheus.Sample(metrics, "worker_events_out_of_turn_total", "") - Prometheus.Sample(metrics, "worker_events_out_of_turn_total", "resolved=\"in_process\"");
+            }
+            // A shard's prefetched deliveries are dispatched concurrently inside a worker, so now and
+            // then one overtakes its predecessor on the way in and waits for it there (microseconds).
+            TestContext.Out.WriteLine($"events that waited for a predecessor on another worker or missing: {elsewhere}; that overtook their predecessor inside one worker: {inProcess}");
+            foreach (var line in live.SelectMany(w => w.Output.Split('\n')).Where(l => l.Contains("before its turn", StringComparison.Ordinal)))
                 TestContext.Out.WriteLine(line.Length > 400 ? line[..400] : line);
             Assert.Multiple(() =>
             {
                 Assert.That(tally.Accepted, Is.GreaterThan(1500));
-                Assert.That(waited, Is.Zero, "no event waited for a predecessor (on another worker or missing)");
+                Assert.That(elsewhere, Is.Zero, "no event waited for a predecessor on another worker, or a missing one");
+                Assert.That(inProcess, Is.LessThan(tally.Accepted / 100.0), "overtaking inside a worker stays rare");
                 Assert.That(tally.OutOfSeqOrder, Is.Zero, "every client got each room's messages in seq order");
                 Assert.That(tally.Lost, Is.Zero);
                 Assert.That(tally.Duplicated, Is.Zero);
