@@ -87,8 +87,15 @@ public sealed class Connecting_with_a_token
         var bus = Bus.Factory.CreateUsingRabbitMq(cfg =>
         {
             cfg.Host(_system.BrokerUri);
-            cfg.ReceiveEndpoint("chat-worker", e =>
+            cfg.ReceiveEndpoint("stand-in-worker", e =>
             {
+                // Where the hub publishes: the workers' consistent-hash exchange (one shard, weight 1).
+                e.ConfigureConsumeTopology = false;
+                e.Bind("chat-worker", b =>
+                {
+                    b.ExchangeType = "x-consistent-hash";
+                    b.RoutingKey = "1";
+                });
                 e.Handler<ClientConnected>(c => { connected.Enqueue(c.Message); return Task.CompletedTask; });
                 e.Handler<ClientMessage>(c => { messages.Enqueue(c.Message); return Task.CompletedTask; });
             });

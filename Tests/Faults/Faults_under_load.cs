@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using MassTransit;
+using SocketStarter.GatewayWorker;
 using SocketStarter.HubFront;
 using SocketStarter.Messages;
 using SocketStarter.Tests.Infrastructure;
@@ -130,11 +131,11 @@ public sealed class Faults_under_load
         var outage = Stopwatch.StartNew();
         await Wait.UntilAsync(async () => (await workers.ReadinessAsync()).All(s => s == HttpStatusCode.ServiceUnavailable),
             "every worker reports not ready (503)", TimeSpan.FromSeconds(30));
-        await Wait.UntilAsync(async () => await system.Broker.QueueDepthAsync(system.VirtualHost, "chat-worker") is var (ready, unacked) && ready + unacked > 0,
+        await Wait.UntilAsync(async () => await system.UpstreamDepthAsync() is var (ready, unacked) && ready + unacked > 0,
             "events wait in the queue, unacknowledged or ready");
         // The outage itself: the database stays down this long while clients keep sending.
         await Task.Delay(TimeSpan.FromSeconds(outageSeconds) - outage.Elapsed is { Ticks: > 0 } rest ? rest : TimeSpan.Zero);
-        var depth = await system.Broker.QueueDepthAsync(system.VirtualHost, "chat-worker");
+        var depth = await system.UpstreamDepthAsync();
         await database.StartServerAsync();
         await Wait.UntilAsync(async () => (await workers.ReadinessAsync()).All(s => s == HttpStatusCode.OK),
             "every worker reports ready again", TimeSpan.FromSeconds(60));
@@ -195,7 +196,8 @@ public sealed class Faults_under_load
         await bus.StartAsync();
         try
         {
-            var endpoint = await bus.GetSendEndpoint(new Uri("exchange:chat-worker"));
+            // Where hubs publish: the consistent-hash exchange, keyed by connection id.
+            var endpoint = await bus.GetSendEndpoint(new Uri("exchange:chat-worker?type=x-consistent-hash"));
             await endpoint.Send(new ClientMessage
             {
                 ConnectionId = "poison",
@@ -204,18 +206,31 @@ public sealed class Faults_under_load
                 Type = "say",
                 Payload = System.Text.Json.JsonSerializer.SerializeToElement(new { room = "room0", text = "poison" }),
                 ReceivedAt = DateTimeOffset.UtcNow,
-            });
+            }, TestSystem.RoutedBy("poison"));
         }
         finally
         {
             await bus.StopAsync();
         }
 
-        await Wait.UntilAsync(async () => (await system.Broker.QueueDepthAsync(system.VirtualHost, "chat-worker_error")).Ready == 1,
-            "the poison message is in the error queue");
+        // Its shard's error queue: chat-worker-NN_error.
+        var errorQueues = Enumerable.Range(0, new WorkerOptions().Shards).Select(i => new WorkerOptions().ShardQueue(i) + "_error").ToList();
+        var errorQueue = "";
+        await Wait.UntilAsync(async () =>
+        {
+            foreach (var queue in errorQueues)
+            {
+                if ((await system.Broker.QueueDepthAsync(system.VirtualHost, queue)).Ready == 1)
+                {
+                    errorQueue = queue;
+                    return true;
+                }
+            }
+            return false;
+        }, "the poison message is in its shard's error queue");
         var deliveredThen = traffic.Count("after").Delivered;
         await Wait.UntilAsync(() => traffic.Count("after").Delivered > deliveredThen + 100, "traffic keeps flowing after it");
-        var parked = await system.Broker.PeekAsync(system.VirtualHost, "chat-worker_error");
+        var parked = await system.Broker.PeekAsync(system.VirtualHost, errorQueue);
 
         var tally = await traffic.DrainAsync("a poison message (retry limit 3)", DrainLimit);
         AssertNothingLostDoubledOrReordered(tally);

@@ -28,7 +28,7 @@ public sealed class Firing_events_without_waiting
 
         await Wait.UntilAsync(() => listener.Messages("burst").Count >= 200 && sender.Messages("burst").Count >= 200,
             "both clients received 200 messages", TimeSpan.FromSeconds(90));
-        await Wait.UntilAsync(async () => await system.Broker.QueueDepthAsync(system.VirtualHost, "chat-worker") == (0, 0),
+        await Wait.UntilAsync(async () => await system.UpstreamDepthAsync() == (0, 0),
             "the queue is empty: no event is left waiting for a predecessor");
 
         var expected = Enumerable.Range(1, 200).Select(i => $"burst {i}").ToList();
@@ -69,7 +69,7 @@ public sealed class Firing_events_without_waiting
         await using var worker = await ServiceProcess.StartAsync("Chat.Worker.dll", system.Settings(), system.Directory);
         await Wait.UntilAsync(() => clients.Select((client, i) => client.Messages($"room{i}").Count).All(count => count >= Says),
             "every client received all its messages", TimeSpan.FromSeconds(90));
-        await Wait.UntilAsync(async () => await system.Broker.QueueDepthAsync(system.VirtualHost, "chat-worker") == (0, 0),
+        await Wait.UntilAsync(async () => await system.UpstreamDepthAsync() == (0, 0),
             "the queue is empty");
 
         using var http = new HttpClient();

@@ -53,12 +53,13 @@ public sealed class Losing_the_broker
         var worker = await system.StartWorkerAsync();
         var client = await system.ConnectAsAsync(hub, "Ada", "gap");
 
-        // Nothing consumes, and the queue is gone: the broker returns what the hub sends.
+        // Nothing consumes, and the shard queues are gone: the broker returns what the hub sends.
         await system.StopAsync(worker);
-        await system.Broker.DeleteQueueAsync(system.VirtualHost, "chat-worker");
+        foreach (var shard in TestSystem.ShardQueues)
+            await system.Broker.DeleteQueueAsync(system.VirtualHost, shard);
         var refused = Assert.ThrowsAsync<HubException>(() => client.SendAsync("say", new { room = "gap", text = "lost" }));
 
-        // A new worker declares the queue again; the refused seq is voided, so the next event goes through.
+        // A new worker declares the shard queues again; the refused seq is voided, so the next event goes through.
         await system.StartWorkerAsync();
         await client.SendAsync("say", new { room = "gap", text = "after" });
         await client.WaitForAsync("message", p => p.GetProperty("text").GetString() == "after");

@@ -23,7 +23,7 @@ public sealed class Redelivered_events
         await bus.StartAsync();
         try
         {
-            var endpoint = await bus.GetSendEndpoint(new Uri("exchange:chat-worker"));
+            var endpoint = await bus.GetSendEndpoint(TestSystem.UpstreamAddress);
             var copy = new ClientMessage
             {
                 ConnectionId = ada.ConnectionId,
@@ -33,8 +33,8 @@ public sealed class Redelivered_events
                 Payload = System.Text.Json.JsonSerializer.SerializeToElement(new { room = "echo", text = "only once" }),
                 ReceivedAt = DateTimeOffset.UtcNow,
             };
-            await endpoint.Send(copy);
-            await endpoint.Send(copy);
+            await endpoint.Send(copy, TestSystem.RoutedBy(ada.ConnectionId));
+            await endpoint.Send(copy, TestSystem.RoutedBy(ada.ConnectionId));
         }
         finally
         {
@@ -77,7 +77,7 @@ public sealed class Events_out_of_order
         await bus.StartAsync();
         try
         {
-            var endpoint = await bus.GetSendEndpoint(new Uri("exchange:chat-worker"));
+            var endpoint = await bus.GetSendEndpoint(TestSystem.UpstreamAddress);
             for (var i = 5; i >= 1; i--)
             {
                 await endpoint.Send(new ClientMessage
@@ -88,7 +88,7 @@ public sealed class Events_out_of_order
                     Type = "say",
                     Payload = System.Text.Json.JsonSerializer.SerializeToElement(new { room = "reverse", text = $"r{i}" }),
                     ReceivedAt = DateTimeOffset.UtcNow,
-                });
+                }, TestSystem.RoutedBy(ada.ConnectionId));
             }
         }
         finally
@@ -98,7 +98,7 @@ public sealed class Events_out_of_order
 
         await system.StartWorkerAsync(new Dictionary<string, string?> { ["Worker:PrefetchCount"] = "16", ["Worker:ConcurrentMessageLimit"] = "1" });
         await Wait.UntilAsync(() => ada.Messages("reverse").Count >= 6, "all six messages arrived");
-        await Wait.UntilAsync(async () => await system.Broker.QueueDepthAsync(system.VirtualHost, "chat-worker") == (0, 0),
+        await Wait.UntilAsync(async () => await system.UpstreamDepthAsync() == (0, 0),
             "no copy is left waiting in the queue");
 
         Assert.That(ada.Messages("reverse").Select(m => m.Text), Is.EqualTo(new[] { "r0", "r1", "r2", "r3", "r4", "r5" }));
@@ -118,7 +118,7 @@ public sealed class Events_out_of_order
         await bus.StartAsync();
         try
         {
-            var endpoint = await bus.GetSendEndpoint(new Uri("exchange:chat-worker"));
+            var endpoint = await bus.GetSendEndpoint(TestSystem.UpstreamAddress);
             ClientMessage Say(long seq, string text) => new()
             {
                 ConnectionId = ada.ConnectionId,
@@ -130,11 +130,11 @@ public sealed class Events_out_of_order
             };
 
             // Seq last+1 goes missing; last+2 waits for it, then gives it up and goes on.
-            await endpoint.Send(Say(last + 2, "after the gap"));
+            await endpoint.Send(Say(last + 2, "after the gap"), TestSystem.RoutedBy(ada.ConnectionId));
             await ada.WaitForAsync("message", p => p.GetProperty("text").GetString() == "after the gap");
 
             // The missing one turns up after all: not applied out of order, and its client is told.
-            await endpoint.Send(Say(last + 1, "too late"));
+            await endpoint.Send(Say(last + 1, "too late"), TestSystem.RoutedBy(ada.ConnectionId));
             var error = await ada.WaitForErrorAsync(last + 1);
 
             Assert.Multiple(() =>

@@ -21,7 +21,7 @@ public sealed class Stopping_a_worker
 
         for (var i = 1; i <= 20; i++)
             await bob.SendAsync("say", new { room = "deploy", text = $"while down {i}" });
-        await Wait.UntilAsync(async () => (await system.Broker.QueueDepthAsync(system.VirtualHost, "chat-worker")).Ready >= 20,
+        await Wait.UntilAsync(async () => (await system.UpstreamDepthAsync()).Ready >= 20,
             "the broker reports the 20 events waiting in the queue");
 
         await system.StartWorkerAsync();

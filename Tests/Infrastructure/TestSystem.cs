@@ -55,6 +55,33 @@ public sealed class TestSystem : IAsyncDisposable
         return new TestSystem(name, await uri, server, name, await database, directory);
     }
 
+    /// <summary>Where hubs publish upstream events: the workers' consistent-hash exchange (see <see cref="RoutedBy"/>).</summary>
+    public static Uri UpstreamAddress { get; } = new("exchange:chat-worker?type=x-consistent-hash");
+
+    /// <summary>An upstream event's routing key, as the hub sets it: its connection id picks the shard.</summary>
+    public static MassTransit.IPipe<MassTransit.SendContext> RoutedBy(string connectionId) => MassTransit.Pipe.Execute<MassTransit.SendContext>(context =>
+    {
+        if (context is MassTransit.RabbitMqSendContext rabbit)
+            rabbit.RoutingKey = connectionId;
+    });
+
+    /// <summary>The workers' shard queues, by the default settings.</summary>
+    public static IReadOnlyList<string> ShardQueues { get; } =
+        Enumerable.Range(0, new WorkerOptions().Shards).Select(new WorkerOptions().ShardQueue).ToList();
+
+    /// <summary>What waits in all the shard queues: ready and unacknowledged, summed.</summary>
+    public async Task<(long Ready, long Unacknowledged)> UpstreamDepthAsync()
+    {
+        long ready = 0, unacknowledged = 0;
+        foreach (var queue in ShardQueues)
+        {
+            var (r, u) = await Broker.QueueDepthAsync(VirtualHost, queue);
+            ready += r;
+            unacknowledged += u;
+        }
+        return (ready, unacknowledged);
+    }
+
     /// <summary>A connection to this test's database, to look at what the workers wrote.</summary>
     public async Task<Npgsql.NpgsqlConnection> OpenDatabaseAsync()
     {
