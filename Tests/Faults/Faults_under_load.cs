@@ -230,7 +230,7 @@ public sealed class Faults_under_load
         }, "the poison message is in its shard's error queue");
         var deliveredThen = traffic.Count("after").Delivered;
         await Wait.UntilAsync(() => traffic.Count("after").Delivered > deliveredThen + 100, "traffic keeps flowing after it");
-        var parked = await system.Broker.PeekAsync(system.VirtualHost, errorQueue);
+        var parked = await system.Broker.PeekByConsumingAsync(system.VirtualHost, errorQueue);
 
         var tally = await traffic.DrainAsync("a poison message (retry limit 3)", DrainLimit);
         AssertNothingLostDoubledOrReordered(tally);

@@ -134,7 +134,9 @@ public sealed class Broker : IAsyncDisposable
                     var isActive = !consumer.TryGetProperty("active", out var a) || a.ValueKind != System.Text.Json.JsonValueKind.False;
                     if (consumer.TryGetProperty("activity_status", out var status) && status.GetString() == "waiting")
                         isActive = false;
-                    if (isActive && consumer.GetProperty("channel_details").TryGetProperty("connection_name", out var c) && c.GetString() is { } connection)
+                    // The broker fills channel_details in a moment after the consumer appears ([] until then).
+                    if (isActive && consumer.GetProperty("channel_details") is { ValueKind: System.Text.Json.JsonValueKind.Object } channel
+                        && channel.TryGetProperty("connection_name", out var c) && c.GetString() is { } connection)
                         holder = connections.GetValueOrDefault(connection, connection);
                 }
             }
@@ -143,12 +145,37 @@ public sealed class Broker : IAsyncDisposable
         return active;
     }
 
+    /// <summary>
+    /// The first message of a queue, left in it (taken and given back), for queues the management
+    /// API cannot read: quorum queues with a single active consumer refuse basic.get.
+    /// </summary>
+    public async Task<(IReadOnlyDictionary<string, string> Headers, string Payload)> PeekByConsumingAsync(string vhost, string queue)
+    {
+        var factory = new RabbitMQ.Client.ConnectionFactory { Uri = new UriBuilder(Amqp) { Path = "/" + vhost }.Uri };
+        await using var connection = await factory.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        var taken = new TaskCompletionSource<(IReadOnlyDictionary<string, string>, string)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var consumer = new RabbitMQ.Client.Events.AsyncEventingBasicConsumer(channel);
+        consumer.ReceivedAsync += async (_, delivery) =>
+        {
+            var headers = (delivery.BasicProperties.Headers ?? new Dictionary<string, object?>()).ToDictionary(
+                h => h.Key, h => h.Value is byte[] bytes ? Encoding.UTF8.GetString(bytes) : Convert.ToString(h.Value, System.Globalization.CultureInfo.InvariantCulture) ?? "");
+            taken.TrySetResult((headers, Encoding.UTF8.GetString(delivery.Body.Span)));
+            await channel.BasicNackAsync(delivery.DeliveryTag, multiple: false, requeue: true);
+        };
+        var tag = await channel.BasicConsumeAsync(queue, autoAck: false, consumerTag: "", noLocal: false, exclusive: false, arguments: null, consumer: consumer);
+        var result = await taken.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await channel.BasicCancelAsync(tag);
+        return result;
+    }
+
     /// <summary>The first message of a queue, left in it: its headers, as the management API shows them.</summary>
     public async Task<(IReadOnlyDictionary<string, string> Headers, string Payload)> PeekAsync(string vhost, string queue)
     {
         var response = await _management.PostAsJsonAsync($"queues/{vhost}/{Uri.EscapeDataString(queue)}/get",
             new { count = 1, ackmode = "ack_requeue_true", encoding = "auto" });
-        response.EnsureSuccessStatusCode();
+        if (!response.IsSuccessStatusCode)
+            throw new HttpRequestException($"Peeking into {queue}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
         var message = (await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>()).EnumerateArray().Single();
         var headers = new Dictionary<string, string>();
         if (message.GetProperty("properties").TryGetProperty("headers", out var found))

@@ -64,8 +64,9 @@ public sealed class Tracing_a_client_event
                 $"{SignalRClientSource}: hub/Send",
                 $"{SignalRServerSource}: SocketStarter.HubFront.GatewayHub/Send",
                 "MassTransit: chat-worker send",
-                "MassTransit: chat-worker receive",
-                "MassTransit: chat-worker process",
+                // The shard queue the connection's events land in: chat-worker-00 … chat-worker-15.
+                $"MassTransit: {Shard(steps)} receive",
+                $"MassTransit: {Shard(steps)} process",
                 "MassTransit: SocketStarter.Messages:SendToGroup send",
                 $"MassTransit: {replyApplied!.DisplayName.Replace(" process", " receive", StringComparison.Ordinal)}",
                 $"MassTransit: {replyApplied.DisplayName}",
@@ -75,4 +76,7 @@ public sealed class Tracing_a_client_event
                 Is.All.True, "the services' own tracing samples the hub invocation and every MassTransit step");
         });
     }
+
+    private static string Shard(List<string> steps) =>
+        steps.Select(s => System.Text.RegularExpressions.Regex.Match(s, @"chat-worker-\d\d")).FirstOrDefault(m => m.Success)?.Value ?? "chat-worker-??";
 }
