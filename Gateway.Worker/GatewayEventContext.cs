@@ -111,8 +111,23 @@ public sealed class GatewayEventContext
         EnqueueAsync(new CloseConnection { ConnectionId = connectionId, Reason = reason });
 
     /// <summary>
-    /// A savepoint in this event's transaction. Use these rather than SQL <c>SAVEPOINT</c>: rolling
-    /// back to one also takes back the replies sent since.
+    /// Undoes everything this event did so far, in the database and in its replies (a request the
+    /// application refuses: it then sends the error). The event still counts as applied; what it
+    /// writes and sends after this is kept. Costs one round trip, and nothing unless called: the
+    /// runtime sets its savepoint in the same round trip that takes the event's turn.
+    /// (A connection added to a group is not taken out again: see <see cref="AddToGroupAsync"/>.)
+    /// </summary>
+    public async Task RollbackAsync()
+    {
+        await Connection.ExecuteAsync(Define($"ROLLBACK TO SAVEPOINT {GatewayStore.EventSavepoint}", null));
+        _replies.Clear();
+        _savepoints.Clear(); // set after the event's own, so gone with it
+    }
+
+    /// <summary>
+    /// A savepoint of the application's own in this event's transaction. Use these rather than SQL
+    /// <c>SAVEPOINT</c>: rolling back to one also takes back the replies sent since. Each costs a
+    /// round trip; to undo the whole event, <see cref="RollbackAsync"/> costs none until used.
     /// </summary>
     public async Task SaveAsync(string savepoint)
     {

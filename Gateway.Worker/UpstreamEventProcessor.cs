@@ -123,6 +123,7 @@ public sealed partial class UpstreamEventProcessor(
                 return false;
 
             var upstream = probe with { Seq = progress.LastSeq + 1 };
+            await GatewayStore.SetEventSavepointAsync(connection, cancellationToken);
             var context = new GatewayEventContext(connection, transaction, upstream, store, publisher, time, cancellationToken);
             await application.OnDisconnectedAsync(context, new Messages.ClientDisconnected
             {

@@ -29,8 +29,6 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
 
     public async Task OnMessageAsync(GatewayEventContext context, ClientMessage message)
     {
-        // A refused request writes nothing: everything since the savepoint is undone, replies included.
-        await context.SaveAsync("chat_event");
         try
         {
             switch (message.Type)
@@ -42,11 +40,11 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
                 case "say": await SayAsync(context, message); break;
                 default: throw ChatError.UnknownType(message.Type);
             }
-            await context.ReleaseAsync("chat_event");
         }
         catch (ChatError error)
         {
-            await context.RollbackToAsync("chat_event");
+            // A refused request writes nothing: what it did so far is undone, replies included.
+            await context.RollbackAsync();
             await context.SendToConnectionAsync(context.ConnectionId, "error",
                 new { code = error.Code, message = error.Message, seq = message.Seq, type = message.Type });
         }
@@ -191,24 +189,29 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
         var room = ChatRules.Room(ChatRules.Property(message.Payload, "room", message.Type, expected));
         var text = ChatRules.Text(ChatRules.Property(message.Payload, "text", message.Type, expected));
         var clientId = ChatRules.ClientId(ChatRules.Property(message.Payload, "clientId", message.Type, expected));
-        var session = await RequireSessionAsync(context);
-
-        // The room's next seq, taken under the room row's lock (held to commit), and the message, in
-        // one statement; nothing when the session is not a member.
-        var seq = await context.ExecuteScalarAsync<long?>("""
-            WITH next AS (
-                UPDATE chat_rooms SET last_seq = last_seq + 1
-                WHERE room = @room AND EXISTS (SELECT 1 FROM chat_members WHERE room = @room AND session_id = @sessionId)
-                RETURNING last_seq
+        // The sender's session, the room's next seq (taken under the room row's lock, held to commit)
+        // and the message, in one statement; nothing when not signed in or not a member.
+        var said = await context.QuerySingleOrDefaultAsync<Said>("""
+            WITH sender AS (
+                SELECT s.session_id, s.name FROM chat_connections c JOIN chat_sessions s ON s.session_id = c.session_id
+                WHERE c.connection_id = @connectionId
+            ), next AS (
+                UPDATE chat_rooms r SET last_seq = r.last_seq + 1 FROM sender
+                WHERE r.room = @room AND EXISTS (SELECT 1 FROM chat_members m WHERE m.room = @room AND m.session_id = sender.session_id)
+                RETURNING r.last_seq, sender.session_id, sender.name
             )
             INSERT INTO chat_messages (room, seq, session_id, sender, text, sent_at)
-            SELECT @room, last_seq, @sessionId, @name, @text, @now FROM next
-            RETURNING seq
-            """, new { room, sessionId = session.Id, name = session.Name, text, now = context.Now })
-            ?? throw ChatError.NotInRoom(room);
+            SELECT @room, last_seq, session_id, name, @text, @now FROM next
+            RETURNING seq, sender
+            """, new { connectionId = context.ConnectionId, room, text, now = context.Now });
+        if (said is null)
+        {
+            await RequireSessionAsync(context);
+            throw ChatError.NotInRoom(room);
+        }
 
         await context.SendToGroupAsync(ChatRules.Group(room), "message",
-            new RoomMessage(room, seq, session.Name, text, ChatRules.Time(context.Now), clientId));
+            new RoomMessage(room, said.Seq, said.Sender, text, ChatRules.Time(context.Now), clientId));
     }
 
     /// <summary>
@@ -264,6 +267,8 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
         Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
     private sealed record Session(string Id, string Name);
+
+    private sealed record Said(long Seq, string Sender);
 
     private sealed record StoredMessage(long Seq, string Sender, string Text, DateTime SentAt)
     {

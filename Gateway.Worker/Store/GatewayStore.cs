@@ -86,6 +86,8 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
                 // A statement of its own, so it sees what committed while the first waited for the
                 // row: the predecessor's replies, written in the transaction that released it.
                 new NpgsqlBatchCommand("SELECT EXISTS (SELECT 1 FROM gateway_outbox WHERE connection_id = $1)") { Parameters = { Text(upstream.ConnectionId) } },
+                // After the progress: GatewayEventContext.RollbackAsync undoes the application's work, not the turn.
+                new NpgsqlBatchCommand($"SAVEPOINT {EventSavepoint}"),
             },
         };
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
@@ -94,6 +96,16 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
         await reader.NextResultAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
         return (advanced, reader.GetBoolean(0));
+    }
+
+    /// <summary>The savepoint after an event's turn is taken, before the application's work.</summary>
+    internal const string EventSavepoint = "gateway_event";
+
+    /// <summary>Sets <see cref="EventSavepoint"/> where the turn was taken some other way.</summary>
+    internal static async Task SetEventSavepointAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand($"SAVEPOINT {EventSavepoint}", connection);
+        await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
     /// <summary>The connection's progress as last committed, without a lock (a cheap look before applying, or while waiting).</summary>
