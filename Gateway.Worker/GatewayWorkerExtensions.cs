@@ -51,7 +51,6 @@ public static class GatewayWorkerExtensions
             .BindConfiguration(WorkerOptions.Section)
             .ValidateDataAnnotations()
             .ValidateOnStart();
-        builder.Services.AddSingleton<WorkerMetrics>();
         builder.Services.AddHostedService<OutboxSweeper>();
         builder.Services.AddHostedService<HubInstanceReaper>();
 
@@ -120,6 +119,7 @@ public static class GatewayWorkerExtensions
             connectionString, sp.GetServices<MigrationSet>(), sp.GetRequiredService<ILogger<SchemaInitializer>>()));
         builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: [ServiceDefaults.Extensions.ReadyTag]);
 
+        builder.Services.AddSingleton<WorkerMetrics>();
         builder.Services.AddSingleton<Outbox>();
         builder.Services.AddSingleton<UpstreamEventProcessor>();
         builder.Services.AddSingleton<IGatewayApplication, TApplication>();

@@ -17,6 +17,7 @@ public sealed partial class UpstreamEventProcessor(
     GatewayStore store,
     Outbox outbox,
     IGatewayApplication application,
+    WorkerMetrics metrics,
     TimeProvider time,
     ILogger<UpstreamEventProcessor> logger)
 {
@@ -27,13 +28,16 @@ public sealed partial class UpstreamEventProcessor(
 
     /// <param name="givenUp">Predecessors this event no longer waits for; remembered, so that one
     /// arriving later is reported rather than dropped in silence.</param>
+    /// <param name="takenUp">When the event was taken up (<see cref="TimeProvider.GetTimestamp"/>), for the apply hop's metric; now when not given.</param>
     public async Task<Outcome> ProcessAsync(
         UpstreamEvent upstream,
         Func<GatewayEventContext, Task> apply,
         IPublishEndpoint publisher,
         CancellationToken cancellationToken,
-        IReadOnlyCollection<long>? givenUp = null)
+        IReadOnlyCollection<long>? givenUp = null,
+        long? takenUp = null)
     {
+        var takenUpAt = takenUp ?? time.GetTimestamp();
         await using var connection = await store.DataSource.OpenConnectionAsync(cancellationToken);
         var started = time.GetUtcNow();
         Outcome outcome;
@@ -69,7 +73,12 @@ public sealed partial class UpstreamEventProcessor(
             LogApplied(upstream.ConnectionId, upstream.Seq, identity.WorkerId, started.ToUnixTimeMilliseconds() * 1000 + started.Microsecond, time.GetUtcNow() is var done ? done.ToUnixTimeMilliseconds() * 1000 + done.Microsecond : 0);
 
         if (outcome == Outcome.Applied)
+        {
+            var committedAt = time.GetTimestamp();
+            metrics.Applied(time.GetElapsedTime(takenUpAt, committedAt));
             await outbox.SendCommittedAsync(connection, replies, ids, publisher, cancellationToken);
+            metrics.Replied(time.GetElapsedTime(committedAt));
+        }
         else
             await outbox.FlushAsync(upstream.ConnectionId, publisher, cancellationToken); // replies of a duplicate that were never sent
         return outcome;

@@ -13,6 +13,7 @@ public sealed class GatewayMetrics
     private readonly Counter<long> _rejected;
     private readonly Counter<long> _commands;
     private readonly Histogram<double> _publishDuration;
+    private readonly Histogram<double> _commandDelay;
     private readonly Counter<long> _closedByLimits;
     private readonly Counter<long> _pushRequests;
     private readonly KeyValuePair<string, object?> _instance;
@@ -25,7 +26,10 @@ public sealed class GatewayMetrics
         _accepted = meter.CreateCounter<long>("gateway.events.accepted", description: "Client events confirmed by the broker.");
         _rejected = meter.CreateCounter<long>("gateway.events.rejected", description: "Client events refused, by reason.");
         _commands = meter.CreateCounter<long>("gateway.commands.applied", description: "Downstream commands applied, by command.");
-        _publishDuration = meter.CreateHistogram<double>("gateway.publish.duration", unit: "ms", description: "Time from accepting an event to the broker's confirm.");
+        // Fine enough for one hop (a fraction of a millisecond to seconds).
+        var hop = new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 25, 50, 75, 100, 250, 500, 1000, 2500, 5000, 10000] };
+        _publishDuration = meter.CreateHistogram("gateway.publish.duration", unit: "ms", description: "Time from accepting an event to the broker's confirm.", advice: hop);
+        _commandDelay = meter.CreateHistogram("gateway.command.delay", unit: "ms", description: "Time from a worker's publish of a command to this hub handing it to its connections.", advice: hop);
         _closedByLimits = meter.CreateCounter<long>("gateway.connections.closed_by_limits", description: "Connections refused or closed by an abuse limit, by reason.");
         _pushRequests = meter.CreateCounter<long>("gateway.push.requests", description: "Push API requests, by command and outcome.");
     }
@@ -39,7 +43,12 @@ public sealed class GatewayMetrics
     }
 
     public void Rejected(string reason) => _rejected.Add(1, _instance, new("reason", reason));
-    public void CommandApplied(string command) => _commands.Add(1, _instance, new("command", command));
+    public void CommandApplied(string command, DateTime? sentTime = null)
+    {
+        _commands.Add(1, _instance, new("command", command));
+        if (sentTime is { } sent)
+            _commandDelay.Record((DateTime.UtcNow - sent).TotalMilliseconds, _instance);
+    }
     public void ClosedByLimits(string reason) => _closedByLimits.Add(1, _instance, new("reason", reason));
     public void PushRequest(string command, string outcome) => _pushRequests.Add(1, _instance, new("command", command), new("outcome", outcome));
 

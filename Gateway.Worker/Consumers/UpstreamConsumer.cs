@@ -48,13 +48,16 @@ public sealed partial class UpstreamConsumer(
     private async Task HandleAsync<T>(ConsumeContext<T> context, UpstreamEvent upstream, Func<GatewayEventContext, Task> apply)
         where T : class
     {
+        var takenUp = time.GetTimestamp();
+        if (context.SentTime is { } sent && context.GetRetryAttempt() == 0 && !context.ReceiveContext.Redelivered)
+            metrics.Queued(time.GetUtcNow().UtcDateTime - sent);
         // Later events of this connection in this worker wait for this one to finish, and this one
         // for the earlier ones here: a connection's events go one at a time, in order.
         using var turn = processor.Enter(upstream);
         await processor.WaitForEarlierAsync(upstream, context.CancellationToken);
         try
         {
-            await ApplyWhileTheDatabaseIsAwayAsync(context, upstream, apply);
+            await ApplyWhileTheDatabaseIsAwayAsync(context, upstream, apply, takenUp);
         }
         catch (Exception ex) when (ex is not OperationCanceledException && context.GetRetryAttempt() >= options.Value.RetryLimit)
         {
@@ -79,14 +82,14 @@ public sealed partial class UpstreamConsumer(
     /// fault, so it neither uses up the event's retries nor sends it to the error queue. A worker
     /// stopped meanwhile leaves it in the queue for the next.
     /// </summary>
-    private async Task ApplyWhileTheDatabaseIsAwayAsync<T>(ConsumeContext<T> context, UpstreamEvent upstream, Func<GatewayEventContext, Task> apply)
+    private async Task ApplyWhileTheDatabaseIsAwayAsync<T>(ConsumeContext<T> context, UpstreamEvent upstream, Func<GatewayEventContext, Task> apply, long takenUp)
         where T : class
     {
         for (var attempt = 0; ; attempt++)
         {
             try
             {
-                await ApplyInTurnAsync(context, upstream, apply);
+                await ApplyInTurnAsync(context, upstream, apply, takenUp);
                 return;
             }
             catch (Exception ex) when (GatewayDatabase.IsUnavailable(ex) && !context.CancellationToken.IsCancellationRequested)
@@ -103,12 +106,12 @@ public sealed partial class UpstreamConsumer(
     private static readonly TimeSpan DatabaseFirstPause = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan DatabaseLongestPause = TimeSpan.FromSeconds(2);
 
-    private async Task ApplyInTurnAsync<T>(ConsumeContext<T> context, UpstreamEvent upstream, Func<GatewayEventContext, Task> apply)
+    private async Task ApplyInTurnAsync<T>(ConsumeContext<T> context, UpstreamEvent upstream, Func<GatewayEventContext, Task> apply, long takenUp)
         where T : class
     {
         try
         {
-            await processor.ProcessAsync(upstream, apply, context, context.CancellationToken);
+            await processor.ProcessAsync(upstream, apply, context, context.CancellationToken, takenUp: takenUp);
         }
         catch (SequenceGapException gap)
         {

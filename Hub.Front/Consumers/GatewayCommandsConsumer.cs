@@ -25,28 +25,28 @@ public sealed class GatewayCommandsConsumer(
     {
         var m = context.Message;
         await hub.Clients.Clients(m.ConnectionIds).Event(m.Type, m.Payload);
-        metrics.CommandApplied(nameof(SendToConnections));
+        metrics.CommandApplied(nameof(SendToConnections), context.SentTime);
     }
 
     public async Task Consume(ConsumeContext<SendToGroup> context)
     {
         var m = context.Message;
         await hub.Clients.GroupExcept(m.Group, m.ExceptConnectionIds ?? []).Event(m.Type, m.Payload);
-        metrics.CommandApplied(nameof(SendToGroup));
+        metrics.CommandApplied(nameof(SendToGroup), context.SentTime);
     }
 
     public async Task Consume(ConsumeContext<SendToUser> context)
     {
         var m = context.Message;
         await hub.Clients.User(m.UserId).Event(m.Type, m.Payload);
-        metrics.CommandApplied(nameof(SendToUser));
+        metrics.CommandApplied(nameof(SendToUser), context.SentTime);
     }
 
     public async Task Consume(ConsumeContext<SendToAll> context)
     {
         var m = context.Message;
         await hub.Clients.AllExcept(m.ExceptConnectionIds ?? []).Event(m.Type, m.Payload);
-        metrics.CommandApplied(nameof(SendToAll));
+        metrics.CommandApplied(nameof(SendToAll), context.SentTime);
     }
 
     public async Task Consume(ConsumeContext<AddToGroup> context)
@@ -54,7 +54,7 @@ public sealed class GatewayCommandsConsumer(
         if (gateway.Find(context.Message.ConnectionId) is null)
             return;
         await hub.Groups.AddToGroupAsync(context.Message.ConnectionId, context.Message.Group, context.CancellationToken);
-        metrics.CommandApplied(nameof(AddToGroup));
+        metrics.CommandApplied(nameof(AddToGroup), context.SentTime);
     }
 
     public async Task Consume(ConsumeContext<RemoveFromGroup> context)
@@ -62,7 +62,7 @@ public sealed class GatewayCommandsConsumer(
         if (gateway.Find(context.Message.ConnectionId) is null)
             return;
         await hub.Groups.RemoveFromGroupAsync(context.Message.ConnectionId, context.Message.Group, context.CancellationToken);
-        metrics.CommandApplied(nameof(RemoveFromGroup));
+        metrics.CommandApplied(nameof(RemoveFromGroup), context.SentTime);
     }
 
     public Task Consume(ConsumeContext<CloseConnection> context)
@@ -72,7 +72,7 @@ public sealed class GatewayCommandsConsumer(
             // Not awaited: this consumer applies one command at a time for the whole instance, and the
             // grace before the abort would hold up every other command. CloseAsync never throws.
             _ = closer.CloseAsync(connection, context.Message.Reason);
-            metrics.CommandApplied(nameof(CloseConnection));
+            metrics.CommandApplied(nameof(CloseConnection), context.SentTime);
         }
         return Task.CompletedTask;
     }

@@ -20,6 +20,20 @@ public static class Report
     public static void PrintRun(RunResult r)
     {
         Console.WriteLine($"--- {r.Scenario} / {r.Target}{(r.Workers > 0 ? $" / {r.Workers} worker(s)" : "")}: {r.WallSeconds} s, load average {r.LoadAverageBefore} -> {r.LoadAverageAfter}");
+        if (r.Timing is { } t)
+            Console.WriteLine(HopTable(r, t));
+    }
+
+    /// <summary>The run's latency budget: the clients' means, then each hop's mean and median.</summary>
+    public static string HopTable(RunResult r, Timing t)
+    {
+        var text = new StringBuilder()
+            .AppendLine(CultureInfo.InvariantCulture, $"    hops of {r.Scenario}/{r.Target}{(r.Workers > 0 ? $"/{r.Workers}w" : "")} (ms)           mean      p50     count")
+            .AppendLine(CultureInfo.InvariantCulture, $"    client: send → each delivery              {t.DeliveryMeanMs,8:0.00} {r.LatencyMs.P50,8:0.00} {r.LatencyMs.Count,9}")
+            .AppendLine(CultureInfo.InvariantCulture, $"    client: send → hub's answer               {t.AcceptMeanMs,8:0.00} {t.AcceptMs.P50,8:0.00} {t.AcceptMs.Count,9}");
+        foreach (var hop in t.Hops)
+            text.AppendLine(CultureInfo.InvariantCulture, $"    {hop.Name,-41} {hop.MeanMs,8:0.00} {(hop.P50Ms is { } p ? p.ToString("0.00", CultureInfo.InvariantCulture) : "-"),8} {hop.Count,9}");
+        return text.ToString().TrimEnd();
     }
 
     public static void PrintTable(IReadOnlyList<ScenarioResult> results)

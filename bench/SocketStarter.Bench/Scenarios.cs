@@ -112,7 +112,8 @@ public sealed class ScenarioRunner(Broker broker, Database database, string runD
             swap,
             Math.Round(clock.Elapsed.TotalSeconds, 1),
             loadBefore,
-            Machine.LoadAverage());
+            Machine.LoadAverage(),
+            Timing.Of(stats, load.Hops));
     }
 }
 
@@ -143,7 +144,23 @@ public sealed record RunResult(
     SwapResult? Swap,
     double WallSeconds,
     string LoadAverageBefore,
-    string LoadAverageAfter);
+    string LoadAverageAfter,
+    Timing? Timing = null);
+
+/// <summary>
+/// The latency budget of a run: means over the measured sends from the clients (send to each
+/// delivery, send to the hub's answer) and each hop's mean and median from the services' own
+/// histograms. The hops overlap a little (a publish's confirm runs while the broker already
+/// delivers); what the hops leave of the delivery mean is the way between clients and hub.
+/// </summary>
+public sealed record Timing(double DeliveryMeanMs, Latency AcceptMs, double AcceptMeanMs, IReadOnlyList<Hop> Hops)
+{
+    public static Timing? Of(Load.Stats stats, IReadOnlyList<Hop> hops)
+    {
+        var (delivery, accept) = stats.MeanMs();
+        return delivery == 0 && hops.Count == 0 ? null : new Timing(delivery, stats.AcceptLatency(), accept, hops);
+    }
+}
 
 public sealed record ConnectionResult(int Opened, int Failed, int OpenAtEnd, Latency ConnectMs);
 

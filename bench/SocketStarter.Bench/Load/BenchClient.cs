@@ -80,7 +80,7 @@ public sealed class BenchClient : IAsyncDisposable
         {
             await _connection.InvokeAsync<long>("Send", "say",
                 new { room = Room, text = string.Create(CultureInfo.InvariantCulture, $"{Marker} {sentAt}") }, cancellationToken);
-            _stats.RecordAccepted(RoomSize);
+            _stats.RecordAccepted(RoomSize, sentAt);
         }
         catch (HubException ex)
         {

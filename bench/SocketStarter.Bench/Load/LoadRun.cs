@@ -22,6 +22,9 @@ public sealed class LoadRun(ITarget target, LoadPlan plan, string label, Stats s
     public IReadOnlyList<BenchClient> Clients => _clients;
     public long Offered => Interlocked.Read(ref _offered);
     public TimeSpan MeasuredFor { get; private set; }
+
+    /// <summary>Where the measured window's time went, by the services' own histograms (empty for idle).</summary>
+    public IReadOnlyList<Hop> Hops { get; private set; } = [];
     public int ConnectFailures { get; private set; }
 
     /// <summary>Opens the connections, <paramref name="join"/>ing each into its room when asked.</summary>
@@ -79,11 +82,14 @@ public sealed class LoadRun(ITarget target, LoadPlan plan, string label, Stats s
         var measure = Task.Run(async () =>
         {
             await Task.Delay(plan.Warmup, stop.Token);
+            var hops = new HopProbe([.. target.Services.Select(s => s.BaseAddress)]);
+            await hops.StartAsync();
             stats.StartMeasuring();
             var measuredFrom = clock.Elapsed;
             await Task.Delay(plan.Duration, stop.Token);
             stats.StopMeasuring();
             MeasuredFor = clock.Elapsed - measuredFrom;
+            Hops = await hops.StopAsync();
         }, stop.Token);
 
         if (plan.Rate > 0)

@@ -16,6 +16,8 @@ public sealed class Stats
     private LongHistogram _interval = new(HighestMicros, 3);
     private readonly LongHistogram _window = new(HighestMicros, 3);
     private readonly LongHistogram _connect = new(HighestMicros, 3);
+    private readonly LongHistogram _accept = new(HighestMicros, 3);
+    private double _deliverySumMicros, _acceptSumMicros;
     private readonly ConcurrentDictionary<string, long> _errors = new();
     private long _sent, _accepted, _delivered, _duplicates, _expected;
     private long _measureFrom = long.MaxValue, _measureTo = long.MaxValue;
@@ -52,12 +54,24 @@ public sealed class Stats
 
     public void Sending() => Interlocked.Increment(ref _sent);
 
-    public void RecordAccepted(int receivers)
+    /// <param name="sentAt">When the send started (<see cref="Stopwatch.GetTimestamp"/>), for the accept hop (send to the hub's answer); none for a send not timed.</param>
+    public void RecordAccepted(int receivers, long? sentAt = null)
     {
         Interlocked.Increment(ref _accepted);
         Interlocked.Add(ref _expected, receivers);
-        if (Measuring(Stopwatch.GetTimestamp()))
-            Interlocked.Increment(ref _acceptedInMeasure);
+        var now = Stopwatch.GetTimestamp();
+        if (!Measuring(now))
+            return;
+        Interlocked.Increment(ref _acceptedInMeasure);
+        if (sentAt is { } from && Measuring(from))
+        {
+            var micros = Math.Clamp((long)Stopwatch.GetElapsedTime(from, now).TotalMicroseconds, 1, HighestMicros);
+            lock (_lock)
+            {
+                _accept.RecordValue(micros);
+                _acceptSumMicros += micros;
+            }
+        }
     }
 
     public void Error(string kind) => _errors.AddOrUpdate(kind, 1, (_, n) => n + 1);
@@ -80,7 +94,10 @@ public sealed class Stats
         {
             _interval.RecordValue(micros);
             if (Measuring(sentAt))
+            {
                 _total.RecordValue(micros);
+                _deliverySumMicros += micros;
+            }
             if (inWindow)
                 _window.RecordValue(micros);
         }
@@ -114,6 +131,17 @@ public sealed class Stats
     public Latency WindowLatency() { lock (_lock) return Load.Latency.Of(_window); }
 
     public Latency ConnectLatency() { lock (_lock) return Load.Latency.Of(_connect); }
+
+    /// <summary>From a send to the hub's answer (the broker's confirm, for the gateway), measured sends only.</summary>
+    public Latency AcceptLatency() { lock (_lock) return Load.Latency.Of(_accept); }
+
+    /// <summary>Means in milliseconds of the measured sends: send to each delivery, send to the hub's answer.</summary>
+    public (double Delivery, double Accept) MeanMs()
+    {
+        lock (_lock)
+            return (_total.TotalCount == 0 ? 0 : Math.Round(_deliverySumMicros / _total.TotalCount / 1000, 2),
+                _accept.TotalCount == 0 ? 0 : Math.Round(_acceptSumMicros / _accept.TotalCount / 1000, 2));
+    }
 }
 
 /// <summary>Percentiles in milliseconds.</summary>

@@ -10,6 +10,9 @@ public interface ITarget : IAsyncDisposable
     Service Hub { get; }
     int WorkerCount { get; }
 
+    /// <summary>Every process of the target, for their <c>/metrics</c> (the hop table).</summary>
+    IEnumerable<Service> Services { get; }
+
     /// <summary>A deploy of one worker: SIGTERM, wait until it exits, start a new one, wait until it is ready.</summary>
     Task ReplaceWorkerAsync(int index, CancellationToken cancellationToken);
 }
@@ -41,6 +44,7 @@ public sealed class GatewayTarget : ITarget
     public Uri HubUrl => new(Hub.BaseAddress, "hub");
     public Service Hub { get; private set; } = null!;
     public int WorkerCount => _workers.Count;
+    public IEnumerable<Service> Services => [Hub, .. _workers];
 
     public static async Task<GatewayTarget> StartAsync(Broker broker, Database database, int workers, ServiceSettings settings, string runDirectory, CancellationToken cancellationToken)
     {
@@ -119,6 +123,7 @@ public sealed class BaselineTarget : ITarget
     public Uri HubUrl => new(Hub.BaseAddress, "hub");
     public Service Hub { get; private set; } = null!;
     public int WorkerCount => 0;
+    public IEnumerable<Service> Services => [Hub];
 
     public static async Task<BaselineTarget> StartAsync(Database database, ServiceSettings settings, string runDirectory, CancellationToken cancellationToken)
     {
