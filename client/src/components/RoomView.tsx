@@ -58,7 +58,9 @@ export function RoomView({ room, me, outgoing, leaveFailure, onSay, onJoin, onLe
     <section className="room" aria-label={`room ${room.name}`}>
       <header className="room-header">
         <h2># {room.name}</h2>
-        {room.joined ? <button type="button" onClick={onLeave}>Leave</button> : <button type="button" onClick={onJoin}>Join</button>}
+        {room.joined
+          ? <button type="button" className="secondary" onClick={onLeave}>Leave room</button>
+          : <button type="button" onClick={onJoin}>Join again</button>}
       </header>
       {leaveFailure && <p className="field-error" role="alert">{leaveFailure.error}</p>}
       <div className="room-body">
