@@ -77,8 +77,9 @@ public sealed class Choosing_the_local_ports
         {
             Assert.That(derived.ExitCode, Is.Zero, derived.Error);
             Assert.That(int.Parse(derived.Output), Is.GreaterThan(taken));
+            Assert.That(derived.Error, Does.Contain($"Port {taken} (WORKER_PORT_BASE+1, worker 1) is in use; using {derived.Output} instead (set WORKER_PORT_BASE to choose)"));
             Assert.That(given.ExitCode, Is.Not.Zero);
-            Assert.That(given.Error, Does.Contain($"Port {taken} (WORKER_PORT_BASE+1, worker 1) is in use"));
+            Assert.That(given.Error, Does.Contain($"Port {taken} (WORKER_PORT_BASE+1, worker 1) is in use").And.Contain("set WORKER_PORT_BASE to another port"));
             Assert.That(fromEnvironment.Output, Is.EqualTo("1"));
         });
     }
