@@ -2,6 +2,7 @@
 # worker process is started and stopped. Sourced, not run.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE=${SOCKETSTARTER_STATE:-$ROOT/.local}
+mkdir -p "$STATE" && STATE=$(cd "$STATE" && pwd)
 # The state folder as the scripts print it: relative to the checkout when inside it.
 STATE_SHOWN=${STATE#"$ROOT"/}
 BIN_HUB=$ROOT/Hub.Front/bin/Release/net10.0
