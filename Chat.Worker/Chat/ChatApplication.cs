@@ -74,12 +74,15 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
 
     private static async Task SignInAsync(GatewayEventContext context, ClientMessage message)
     {
+        const string expected = "{ name: string, previousToken?: string }";
         // An authenticated user's name comes from their token (stamped by the hub), never from what the client claims.
         var name = message.UserId is { } userId
             ? ChatRules.TokenName(message.UserName, userId)
-            : ChatRules.Name(ChatRules.Property(message.Payload, "name", message.Type, "{ name: string }"));
+            : ChatRules.Name(ChatRules.Property(message.Payload, "name", message.Type, expected));
         if (await FindSessionAsync(context) is not null)
             throw ChatError.AlreadySignedIn();
+        if (message.UserId is null)
+            await RefuseTakenNameAsync(context, name, ChatRules.PreviousToken(ChatRules.Property(message.Payload, "previousToken", message.Type, expected), expected));
 
         var sessionId = Guid.NewGuid().ToString("N");
         var token = Base64Url(RandomNumberGenerator.GetBytes(32));
@@ -90,6 +93,27 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
             """, new { sessionId, token = TokenHash(token), name, now = context.Now, userId = message.UserId, connectionId = context.ConnectionId });
 
         await context.SendToConnectionAsync(context.ConnectionId, "signedIn", new { name, sessionId, token });
+    }
+
+    /// <summary>
+    /// In demo mode a name is one person's while their session is live: while it has a connection
+    /// open (as far as the workers know: until its disconnect is applied, or its hub instance is
+    /// declared dead). Compared case-insensitively, so "Ada" and "ada" are not two people. The
+    /// session named by <paramref name="previousToken"/> (the page signing in again after its
+    /// session expired, while its old connection is still being let go) does not count.
+    /// </summary>
+    private static async Task RefuseTakenNameAsync(GatewayEventContext context, string name, string? previousToken)
+    {
+        // Two sign-ins with one name on different shards: the second waits for the first to commit, then sees it.
+        // Its own statement: the check's snapshot (read committed) is taken once the lock is held.
+        await context.ExecuteAsync("SELECT pg_advisory_xact_lock(hashtext('chat_name:' || lower(@name)))", new { name });
+        var taken = await context.ExecuteScalarAsync<bool>("""
+            SELECT EXISTS (
+                SELECT 1 FROM chat_sessions s JOIN chat_connections c ON c.session_id = s.session_id
+                WHERE lower(s.name) = lower(@name) AND s.user_id IS NULL AND s.token IS DISTINCT FROM @previous)
+            """, new { name, previous = previousToken is null ? null : TokenHash(previousToken) });
+        if (taken)
+            throw ChatError.NameTaken(name);
     }
 
     /// <summary>

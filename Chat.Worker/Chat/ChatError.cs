@@ -8,6 +8,7 @@ public sealed class ChatError(string code, string message) : Exception(message)
     public static ChatError NotSignedIn() => new("not_signed_in", "Sign in first.");
     public static ChatError AlreadySignedIn() => new("already_signed_in", "This connection is already signed in.");
     public static ChatError InvalidName() => new("invalid_name", $"A name is 1-{ChatRules.MaxNameLength} characters, not only spaces, with no control characters.");
+    public static ChatError NameTaken(string name) => new("name_taken", $"The name '{name}' is in use by someone signed in now; pick another.");
     public static ChatError InvalidRoom() => new("invalid_room", $"A room name is 1-{ChatRules.MaxRoomLength} letters, digits, spaces, '-' or '_'.");
     public static ChatError InvalidText() => new("invalid_text", $"A message is 1-{ChatRules.MaxTextLength} characters and not only spaces.");
     public static ChatError InvalidClientId() => new("invalid_payload", $"'say' takes an optional clientId of at most {ChatRules.MaxClientIdLength} characters.");

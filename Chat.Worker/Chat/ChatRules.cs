@@ -89,6 +89,10 @@ public static partial class ChatRules
         return (token, rooms.Select(r => (r.Key, r.Value)).ToList());
     }
 
+    /// <summary>The optional <c>previousToken</c> of a <c>signIn</c>: the token of the session this page had.</summary>
+    public static string? PreviousToken(string? raw, string expected) =>
+        raw is not null && (string.IsNullOrWhiteSpace(raw) || raw.Length > MaxTokenLength) ? throw ChatError.InvalidPayload("signIn", expected) : raw;
+
     /// <summary>A time as clients see it: ISO 8601 in UTC, to the microsecond (what the database keeps).</summary>
     public static string Time(DateTimeOffset at) => Time(at.UtcDateTime);
 

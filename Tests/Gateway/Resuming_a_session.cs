@@ -140,7 +140,7 @@ public sealed class Resuming_a_session
         for (var i = 0; i < 3; i++)
         {
             var client = await system.ConnectAsync(hub);
-            tokens.Add((await client.SignInAsync("Same name")).GetProperty("token").GetString()!);
+            tokens.Add((await client.SignInAsync($"Name {i}")).GetProperty("token").GetString()!);
         }
 
         // The database keeps hashes only: a copy of it does not let anyone take a session over.

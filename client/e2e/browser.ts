@@ -20,6 +20,8 @@ export class Person {
   readonly name: string
   /** Uncaught errors in the page: a test that ends with any has found a bug. */
   readonly errors: string[] = []
+  /** The event types this page sent to the hub (`Send(type, …)`), in order, across reloads. */
+  readonly sent: string[] = []
 
   private constructor(page: Page, name: string) {
     this.page = page
@@ -31,6 +33,13 @@ export class Person {
     const page = await context.newPage()
     const person = new Person(page, name)
     page.on('pageerror', (error) => person.errors.push(error.message))
+    // SignalR's JSON protocol: one invocation per record, ended by 0x1e.
+    page.on('websocket', (socket) => socket.on('framesent', ({ payload }) => {
+      for (const record of String(payload).split('\x1e').filter(Boolean)) {
+        const message = JSON.parse(record) as { target?: string; arguments?: unknown[] }
+        if (message.target === 'Send' && typeof message.arguments?.[0] === 'string') person.sent.push(message.arguments[0])
+      }
+    }))
     await page.goto(url)
     await person.waitForStatus('connected')
     // Every change of the connection indicator, from here on, for "never left connected".

@@ -18,6 +18,7 @@ describe('The chat in a real browser', () => {
 
   afterEach(async () => {
     await Promise.all(people.splice(0).map((p) => p.close()))
+    await system?.waitUntilNobodySignedIn()
   })
 
   afterAll(async () => {

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { preview, type PreviewServer } from 'vite'
+import { createLogger, preview, type PreviewServer } from 'vite'
+import { hubProxy, quietProxyLogger } from '../hubProxy'
 
 export const clientDir = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 export const repositoryRoot = resolve(clientDir, '..')
@@ -109,6 +110,11 @@ async function runSql(serverUri: string, sql: string): Promise<void> {
   await run(psql(), [serverUri, '--quiet', '--no-psqlrc', '--set', 'ON_ERROR_STOP=1', '--command', sql]).catch((error: { stderr?: string }) => {
     throw new Error(`psql failed on ${sql}: ${error.stderr ?? error}`)
   })
+}
+
+async function querySql(uri: string, sql: string): Promise<string> {
+  const { stdout } = await run(psql(), [uri, '--no-psqlrc', '--tuples-only', '--no-align', '--set', 'ON_ERROR_STOP=1', '--command', sql])
+  return stdout.trim()
 }
 
 const quoteIdentifier = (name: string) => `"${name.replaceAll('"', '""')}"`
@@ -273,14 +279,23 @@ export class FailoverProxy {
   }
 }
 
+/** The errors the page servers logged, as `vite preview` would print them (through the app's own quiet logger). */
+export const previewErrors: string[] = []
+
 async function previewProxyingTo(target: string, outDir = 'dist'): Promise<{ server: PreviewServer; url: string }> {
   const port = await freePort()
+  const logger = createLogger('warn')
+  const error = logger.error.bind(logger)
+  logger.error = (message, options) => {
+    previewErrors.push(message)
+    error(message, options)
+  }
   const server = await preview({
     configFile: false,
     root: clientDir,
     build: { outDir },
-    logLevel: 'warn',
-    preview: { host: '127.0.0.1', port, strictPort: true, proxy: { '/hub': { target, ws: true } } },
+    customLogger: quietProxyLogger(logger),
+    preview: { host: '127.0.0.1', port, strictPort: true, proxy: hubProxy(target) },
   })
   return { server, url: `http://127.0.0.1:${port}/` }
 }
@@ -379,6 +394,15 @@ export class ChatSystem {
     this.services.push(worker)
     this.workers.push(worker)
     return worker
+  }
+
+  /**
+   * Until the workers have let go of every signed-in connection: a name is taken while its session
+   * has a connection open, so the next test's "Ada" waits for the last one's to be gone.
+   */
+  async waitUntilNobodySignedIn(): Promise<void> {
+    await waitUntil(async () => (await querySql(this.databaseUri!, 'SELECT COUNT(*) FROM chat_connections WHERE session_id IS NOT NULL')) === '0',
+      'the workers let go of every signed-in connection')
   }
 
   async stopAllWorkers(): Promise<void> {

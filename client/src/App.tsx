@@ -7,8 +7,8 @@ import { RoomView } from './components/RoomView'
 import { SignIn } from './components/SignIn'
 import { WaitingBanner } from './components/WaitingBanner'
 
-export function App({ gateway }: { gateway: Gateway }) {
-  const [state, actions] = useChat(gateway)
+export function App({ gateway, storage }: { gateway: Gateway; storage?: Storage }) {
+  const [state, actions] = useChat(gateway, storage)
   const rooms = Object.values(state.rooms)
   const active = state.active ? state.rooms[state.active] : undefined
   const joining = state.outgoing.filter((o) => o.type === 'join' && o.state !== 'failed').map((o) => o.room ?? '')
@@ -40,7 +40,7 @@ export function App({ gateway }: { gateway: Gateway }) {
           <RoomList rooms={rooms} active={state.active} joining={joining}
             joinFailure={state.outgoing.findLast((o) => o.type === 'join' && o.state === 'failed')}
             leaveFailures={state.outgoing.filter((o) => o.type === 'leave' && o.state === 'failed')}
-            onSelect={actions.select} onJoin={actions.join} onLeave={actions.leave} />
+            onSelect={actions.select} onJoin={actions.join} />
           {active ? (
             <RoomView key={active.name} room={active} me={state.me.name} outgoing={state.outgoing}
               leaveFailure={failureOf(state, 'leave', active.name)}

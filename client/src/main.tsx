@@ -17,6 +17,6 @@ void gateway.connect()
 
 createRoot(document.getElementById('root')!).render(
   <StrictMode>
-    <App gateway={gateway} />
+    <App gateway={gateway} storage={window.sessionStorage} />
   </StrictMode>,
 )

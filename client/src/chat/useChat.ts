@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useMemo, useReducer, useRef } from 'react'
 import { GatewayError, type Gateway } from '../gateway/gateway'
 import { lastContiguousSeq } from './messages'
+import { loadSession, restoredState, saveSession } from './saved'
 import { chatReducer, initialState, type ChatState, type EventType } from './state'
 
 export interface ChatActions {
@@ -27,14 +28,25 @@ function lastSeenOf(rooms: ChatState['rooms']): Record<string, number> {
   return Object.fromEntries(Object.values(rooms).filter((r) => r.joined).map((r) => [r.name, lastContiguousSeq(r.messages)]))
 }
 
-/** The chat over a gateway: state from the server's events, actions that send through the gateway. */
-export function useChat(gateway: Gateway): [ChatState, ChatActions] {
-  const [state, dispatch] = useReducer(chatReducer, { ...initialState, status: gateway.status })
+/**
+ * The chat over a gateway: state from the server's events, actions that send through the gateway.
+ * With a storage (the tab's sessionStorage), the session and its rooms outlive a reload: the page
+ * comes back signed in and resumes the session on its first connection.
+ */
+export function useChat(gateway: Gateway, storage?: Storage): [ChatState, ChatActions] {
+  const [state, dispatch] = useReducer(chatReducer, undefined, () =>
+    restoredState({ ...initialState, status: gateway.status }, storage ? loadSession(storage) : null))
   // The reconnect handler reads the state of its moment, not of the render that subscribed it.
   const latest = useRef(state)
   useEffect(() => {
     latest.current = state
   }, [state])
+  // A restored session is resumed once, on the first connection; later ones resume on reconnect.
+  const resumeOnConnect = useRef(state.me !== null)
+  const { me, rooms, active } = state
+  useEffect(() => {
+    if (storage) saveSession(storage, { me, rooms, active })
+  }, [storage, me, rooms, active])
 
   const send = useCallback(
     async (type: EventType, payload: Record<string, unknown>, ref = nextRef(), auto = false) => {
@@ -53,8 +65,17 @@ export function useChat(gateway: Gateway): [ChatState, ChatActions] {
   )
 
   useEffect(() => {
+    const resumeRestored = (status: string) => {
+      const { me, rooms } = latest.current
+      if (status !== 'connected' || !resumeOnConnect.current || !me) return
+      resumeOnConnect.current = false
+      void send('resume', { token: me.token, lastSeen: lastSeenOf(rooms) }, nextRef(), true)
+    }
     const subscriptions = [
-      gateway.onStatus((status) => dispatch({ kind: 'status', status })),
+      gateway.onStatus((status) => {
+        dispatch({ kind: 'status', status })
+        resumeRestored(status)
+      }),
       gateway.onAny((type, payload) => dispatch({ kind: 'event', type, payload })),
       gateway.onClosing((reason) => dispatch({ kind: 'event', type: 'error', payload: { code: 'closing', message: reason } })),
       gateway.onReconnected(() => {
@@ -68,6 +89,7 @@ export function useChat(gateway: Gateway): [ChatState, ChatActions] {
     ]
     // A status change between the first render and this subscription is not missed.
     dispatch({ kind: 'status', status: gateway.status })
+    resumeRestored(gateway.status)
     return () => subscriptions.forEach((unsubscribe) => unsubscribe())
   }, [gateway, send])
 
@@ -94,7 +116,8 @@ export function useChat(gateway: Gateway): [ChatState, ChatActions] {
     const { me, rooms } = latest.current
     if (!me) return
     void (async () => {
-      await send('signIn', { name: me.name }, nextRef(), true)
+      // The previous token: its session's old connection may still count as holding the name.
+      await send('signIn', { name: me.name, previousToken: me.token }, nextRef(), true)
       for (const room of Object.values(rooms).filter((r) => r.joined)) await send('join', { room: room.name }, nextRef(), true)
     })()
   }, [failedResume, send])

@@ -10,10 +10,9 @@ interface Props {
   leaveFailures: Outgoing[]
   onSelect(room: string): void
   onJoin(room: string): void
-  onLeave(room: string): void
 }
 
-export function RoomList({ rooms, active, joining, joinFailure, leaveFailures, onSelect, onJoin, onLeave }: Props) {
+export function RoomList({ rooms, active, joining, joinFailure, leaveFailures, onSelect, onJoin }: Props) {
   const [draft, setDraft] = useState('')
   const [attempted, setAttempted] = useState(false)
   const verdict = checkRoom(draft)
@@ -32,15 +31,11 @@ export function RoomList({ rooms, active, joining, joinFailure, leaveFailures, o
       <h2>Rooms</h2>
       <ul>
         {rooms.map((room) => (
-          <li key={room.name} className={room.name === active ? 'active' : undefined}>
+          <li key={room.name} className={[room.name === active ? 'active' : '', room.joined ? '' : 'left'].join(' ').trim() || undefined}>
+            {/* Leave and Join again are in the room's own header: one control per room. */}
             <button type="button" className="room-name" onClick={() => onSelect(room.name)} aria-current={room.name === active}>
-              # {room.name}
+              # {room.name}{!room.joined && <span className="hint"> (left)</span>}
             </button>
-            {room.joined ? (
-              <button type="button" className="small" onClick={() => onLeave(room.name)}>Leave</button>
-            ) : (
-              <button type="button" className="small" disabled={joining.includes(room.name)} onClick={() => onJoin(room.name)}>Join</button>
-            )}
             {room.name !== active && leaveFailures.filter((f) => f.room === room.name).map((f) => (
               <p key={f.ref} className="field-error" role="alert">{f.error}</p>
             ))}
@@ -53,7 +48,7 @@ export function RoomList({ rooms, active, joining, joinFailure, leaveFailures, o
       <form onSubmit={submit} className="new-room" noValidate>
         <label htmlFor="new-room">New room</label>
         <div className="row">
-          <input id="new-room" value={draft} placeholder="lobby" onChange={(e) => setDraft(e.target.value)}
+          <input id="new-room" value={draft} placeholder="e.g. lobby" onChange={(e) => setDraft(e.target.value)}
             aria-invalid={attempted && !!verdict} />
           <button type="submit">Join</button>
         </div>

@@ -30,10 +30,13 @@ export function RoomView({ room, me, outgoing, leaveFailure, onSay, onJoin, onLe
   const list = useRef<HTMLOListElement>(null)
   const following = useRef(true)
 
+  // The waiting bar floats over the foot of the list, which then makes room under the last message.
+  const waiting = pending.some((o) => o.state === 'accepted' && now - o.since >= waitingAfterMs)
+
   // Follow new messages only while the person is at the bottom, not while reading history.
   useEffect(() => {
     if (following.current && list.current) list.current.scrollTop = list.current.scrollHeight
-  }, [room.messages.length, pending.length])
+  }, [room.messages.length, pending.length, waiting])
   const onScroll = () => {
     const l = list.current
     if (l) following.current = l.scrollHeight - l.scrollTop - l.clientHeight < 40
@@ -58,7 +61,9 @@ export function RoomView({ room, me, outgoing, leaveFailure, onSay, onJoin, onLe
     <section className="room" aria-label={`room ${room.name}`}>
       <header className="room-header">
         <h2># {room.name}</h2>
-        {room.joined ? <button type="button" onClick={onLeave}>Leave</button> : <button type="button" onClick={onJoin}>Join</button>}
+        {room.joined
+          ? <button type="button" className="secondary" onClick={onLeave}>Leave room</button>
+          : <button type="button" onClick={onJoin}>Join again</button>}
       </header>
       {leaveFailure && <p className="field-error" role="alert">{leaveFailure.error}</p>}
       <div className="room-body">

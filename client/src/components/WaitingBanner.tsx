@@ -9,7 +9,7 @@ export function WaitingBanner({ waiting }: { waiting: Outgoing[] }) {
   const stale = waiting.filter((o) => now - o.since >= waitingAfterMs)
   if (stale.length === 0) return null
   return (
-    <p className="banner" role="status" aria-label="workers">
+    <p className="banner floating" role="status" aria-label="workers">
       Waiting for workers: {stale.length === 1 ? '1 event is' : `${stale.length} events are`} safely queued and will be
       processed as soon as a worker runs. You stay connected.
     </p>
