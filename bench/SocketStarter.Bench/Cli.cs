@@ -40,6 +40,7 @@ public static class Cli
     private static readonly Option<string> SyncOption = new("--sync") { Description = "PostgreSQL's synchronous_commit for both targets' databases: on (a commit waits for its WAL flush) or off.", DefaultValueFactory = _ => "on" };
     private static readonly Option<int?> PrefetchOption = new("--prefetch") { Description = "Worker:PrefetchCount (default: the worker's own)." };
     private static readonly Option<int?> ConcurrencyOption = new("--concurrency") { Description = "Worker:ConcurrentMessageLimit (default: the worker's own)." };
+    private static readonly Option<bool> HeapByTypeOption = new("--heap-by-type") { Description = "idle: also dump the hub's heap before and after (dotnet-gcdump) and list the live bytes per connection by type." };
     private static readonly Option<bool> TinyOption = new("--tiny") { Description = "Smallest sizes, to check the tool works (the smoke test)." };
     private static readonly Option<string?> RabbitOption = new("--rabbitmq") { Description = "Use this broker (amqp://user:pass@host:port/) instead of starting a private node." };
     private static readonly Option<string?> ManagementOption = new("--rabbitmq-management") { Description = "Its management API (http://user:pass@host:port/); default port 15672." };
@@ -56,6 +57,7 @@ public static class Cli
             {
                 ConnectionsOption, RoomSizeOption, RateOption, WindowOption, DurationOption, WarmupOption, DrainOption, DrainLimitOption, WorkersOption,
                 TargetOption, SyncOption, PrefetchOption, ConcurrencyOption, TinyOption, RabbitOption, ManagementOption, PostgresOption, JsonOption, MarkdownOption,
+                HeapByTypeOption,
             };
             command.SetAction((parse, token) => RunAsync([name], parse, token));
             root.Subcommands.Add(command);
@@ -161,6 +163,10 @@ public static class Cli
         var sync = parse.GetValue(SyncOption)?.ToLowerInvariant();
         if (sync is not ("on" or "off"))
             throw new BenchException($"--sync must be on or off (PostgreSQL's synchronous_commit), not '{parse.GetValue(SyncOption)}'.");
+        if (single && parse.GetValue(HeapByTypeOption) && scenario != "idle")
+            throw new BenchException("--heap-by-type is for the idle scenario.");
+        if (single && scenario == "idle" && parse.GetValue(HeapByTypeOption) && Systems.HeapDump.FindTool() is null)
+            throw new BenchException("--heap-by-type needs dotnet-gcdump: dotnet tool install -g dotnet-gcdump");
         if (parse.GetValue(PrefetchOption) is < 1 || parse.GetValue(ConcurrencyOption) is < 1)
             throw new BenchException("--prefetch and --concurrency must be at least 1.");
 
@@ -169,7 +175,8 @@ public static class Cli
             new LoadPlan(connections, roomSize, rate, window, TimeSpan.FromSeconds(duration), TimeSpan.FromSeconds(warmup), TimeSpan.FromSeconds(drain), TimeSpan.FromSeconds(drainLimit)),
             workers,
             targets,
-            new ServiceSettings(sync, parse.GetValue(PrefetchOption), parse.GetValue(ConcurrencyOption)));
+            new ServiceSettings(sync, parse.GetValue(PrefetchOption), parse.GetValue(ConcurrencyOption)),
+            HeapByType: single && scenario == "idle" && parse.GetValue(HeapByTypeOption));
     }
 
     private static Uri? ParseUri(string? text, string option, string scheme)

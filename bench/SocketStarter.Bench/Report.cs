@@ -120,6 +120,16 @@ public static class Report
                 r.Idle.GcHeapBytesPerConnection is { } g ? N(g) : "n/a",
             }));
             extra.AppendLine(Render(idleRows, markdown));
+
+            foreach (var r in idle.Where(r => r.Idle!.HeapByType is not null))
+            {
+                var h = r.Idle!.HeapByType!;
+                extra.AppendLine().AppendLine($"Live managed heap of the {r.Target}'s hub per connection (heap dumps before and after): {N(h.LiveBytesPerConnection)} bytes, by type:").AppendLine();
+                var typeRows = new List<string[]> { new[] { "type", "objects/conn", "bytes/conn" } };
+                typeRows.AddRange(h.Types.Where(t => t.BytesPerConnection != 0).Select(t => new[] { markdown ? $"`{t.Type}`" : t.Type, t.CountPerConnection.ToString("0.##", CultureInfo.InvariantCulture), N(t.BytesPerConnection) }));
+                typeRows.Add(["(other types)", "", N(h.OtherBytesPerConnection)]);
+                extra.AppendLine(Render(typeRows, markdown));
+            }
         }
 
         var swaps = results.SelectMany(s => s.Runs).Where(r => r.Swap is not null).ToList();

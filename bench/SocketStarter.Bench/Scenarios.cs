@@ -10,7 +10,8 @@ public sealed record ScenarioSettings(
     LoadPlan Plan,
     IReadOnlyList<int> Workers,
     IReadOnlyList<string> Targets,
-    ServiceSettings Services);
+    ServiceSettings Services,
+    bool HeapByType = false);
 
 /// <summary>Runs a scenario against each target, one after the other, each on fresh processes and a fresh database.</summary>
 public sealed class ScenarioRunner(Broker broker, Database database, string runDirectory)
@@ -44,6 +45,7 @@ public sealed class ScenarioRunner(Broker broker, Database database, string runD
         var label = $"{settings.Scenario}/{target.Name}{(workers > 0 ? $"/{workers}w" : "")}";
         var load = new LoadRun(target, settings.Plan, label, stats);
         Memory? before = null, after = null;
+        HeapByType? heapByType = null;
         SwapResult? swap = null;
         var stillOpen = 0;
         try
@@ -51,10 +53,21 @@ public sealed class ScenarioRunner(Broker broker, Database database, string runD
             if (settings.Scenario == "idle")
             {
                 before = await target.Hub.MemoryAsync();
+                var dumpBefore = settings.HeapByType ? await HeapDump.CollectAsync(target.Hub, runDirectory, "before") : null;
                 await load.ConnectAsync(join: false, cancellationToken);
                 // Let the hub settle (registration sent upstream, buffers returned) before measuring.
                 await Task.Delay(TimeSpan.FromSeconds(3), cancellationToken);
                 after = await target.Hub.MemoryAsync();
+                // After the RSS figure: the dump's full collection would otherwise lower it.
+                if (dumpBefore is not null)
+                    heapByType = HeapDump.PerConnection(dumpBefore, await HeapDump.CollectAsync(target.Hub, runDirectory, "after"),
+                        settings.Plan.Connections - load.ConnectFailures, top: 30);
+                // BENCH_IDLE_HOLD=seconds keeps the connections open after measuring, to look at the hub by hand.
+                if (int.TryParse(Environment.GetEnvironmentVariable("BENCH_IDLE_HOLD"), out var hold) && hold > 0)
+                {
+                    Console.WriteLine($"Holding the connections for {hold} s: {target.Name} hub pid {target.Hub.Pid}, {target.Hub.BaseAddress}");
+                    await Task.Delay(TimeSpan.FromSeconds(hold), cancellationToken);
+                }
             }
             else
             {
@@ -108,7 +121,7 @@ public sealed class ScenarioRunner(Broker broker, Database database, string runD
             stats.SustainedDeliveriesPerSecond(),
             stats.Latency(),
             stats.Errors.OrderBy(e => e.Key).ToDictionary(e => e.Key, e => e.Value),
-            before is { } b && after is { } a ? IdleResult.Of(settings.Plan.Connections - load.ConnectFailures, b, a) : null,
+            before is { } b && after is { } a ? IdleResult.Of(settings.Plan.Connections - load.ConnectFailures, b, a) with { HeapByType = heapByType } : null,
             swap,
             Math.Round(clock.Elapsed.TotalSeconds, 1),
             loadBefore,
@@ -167,6 +180,9 @@ public sealed record ConnectionResult(int Opened, int Failed, int OpenAtEnd, Lat
 /// <summary>The hub process's memory with the idle connections open, and per connection.</summary>
 public sealed record IdleResult(int Connections, long RssBeforeBytes, long RssAfterBytes, long? GcHeapBeforeBytes, long? GcHeapAfterBytes, double RssBytesPerConnection, double? GcHeapBytesPerConnection)
 {
+    /// <summary>With <c>--heap-by-type</c>: live managed bytes per connection by type (two heap dumps).</summary>
+    public HeapByType? HeapByType { get; init; }
+
     public static IdleResult Of(int connections, Memory before, Memory after)
     {
         var n = Math.Max(1, connections);
