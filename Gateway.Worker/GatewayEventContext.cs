@@ -63,7 +63,7 @@ public sealed class GatewayEventContext
         Connection.QuerySingleOrDefaultAsync<T>(Define(sql, parameters));
 
     public Task SendToConnectionAsync(string connectionId, string type, object? payload) =>
-        EnqueueAsync(new SendToConnections { ConnectionIds = [connectionId], Type = type, Payload = ToElement(payload) });
+        EnqueueAsync(new SendToConnections { ConnectionIds = [connectionId], Type = type, Payload = ToElement(payload) }, targetConnection: connectionId);
 
     /// <summary>
     /// An event to every connection in the group. A group's events leave in the order their events
@@ -80,7 +80,12 @@ public sealed class GatewayEventContext
         }, OrderKeyOf(group));
 
     /// <summary>Group order keys apart from any other kind of key a later version may add.</summary>
-    internal static string OrderKeyOf(string group) => "group:" + group;
+    internal static string OrderKeyOf(string group) => GroupKeyPrefix + group;
+
+    /// <summary>The group of an order key; null for a key of another kind.</summary>
+    internal static string? GroupOf(string orderKey) => orderKey.StartsWith(GroupKeyPrefix, StringComparison.Ordinal) ? orderKey[GroupKeyPrefix.Length..] : null;
+
+    private const string GroupKeyPrefix = "group:";
 
     public Task SendToUserAsync(string userId, string type, object? payload) =>
         EnqueueAsync(new SendToUser { UserId = userId, Type = type, Payload = ToElement(payload) });
@@ -94,21 +99,31 @@ public sealed class GatewayEventContext
     /// (Through the outbox, a reply of a later event, flushed by another worker, could overtake
     /// it.) Should this event roll back, the connection is in a group early, which the retry needs
     /// anyway. A row lock is held meanwhile, so the wait for the broker is kept short: past it the
-    /// event rolls back and is retried.
+    /// event rolls back and is retried. The connection's hub instance is recorded as holding a
+    /// member of the group in this transaction: every reply to the group committed after this
+    /// event goes to that instance.
     /// </summary>
     public async Task AddToGroupAsync(string connectionId, string group)
     {
+        // Before the first await: the chat app adds one connection to several groups at once.
+        _members.Add(new GatewayStore.MemberChange(group, connectionId, Joined: true));
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(CancellationToken);
         timeout.CancelAfter(EagerPublishTimeout);
-        await _publisher.Publish(new AddToGroup { ConnectionId = connectionId, Group = group }, timeout.Token);
+        // The event's own connection's instance is known here; another connection's, only to the
+        // database, which this event's transaction may be busy with: that one goes to every instance.
+        var instance = connectionId == _upstream.ConnectionId ? _upstream.HubInstanceId : null;
+        await HubRouting.SendAsync(_publisher, new AddToGroup { ConnectionId = connectionId, Group = group }, typeof(AddToGroup), instance, timeout.Token);
     }
 
     /// <summary>Takes the connection out of the group, in the group's order: what the group is sent after this, it does not get.</summary>
-    public Task RemoveFromGroupAsync(string connectionId, string group) =>
-        EnqueueAsync(new RemoveFromGroup { ConnectionId = connectionId, Group = group }, OrderKeyOf(group));
+    public Task RemoveFromGroupAsync(string connectionId, string group)
+    {
+        _members.Add(new GatewayStore.MemberChange(group, connectionId, Joined: false));
+        return EnqueueAsync(new RemoveFromGroup { ConnectionId = connectionId, Group = group }, OrderKeyOf(group), targetConnection: connectionId);
+    }
 
     public Task CloseAsync(string connectionId, string reason) =>
-        EnqueueAsync(new CloseConnection { ConnectionId = connectionId, Reason = reason });
+        EnqueueAsync(new CloseConnection { ConnectionId = connectionId, Reason = reason }, targetConnection: connectionId);
 
     /// <summary>
     /// Undoes everything this event did so far, in the database and in its replies (a request the
@@ -132,14 +147,16 @@ public sealed class GatewayEventContext
     public async Task SaveAsync(string savepoint)
     {
         await Transaction.SaveAsync(savepoint, CancellationToken);
-        _savepoints[savepoint] = _replies.Count;
+        _savepoints[savepoint] = (_replies.Count, _members.Count);
     }
 
     /// <summary>Undoes everything since <see cref="SaveAsync"/>, replies included; the savepoint stays.</summary>
     public async Task RollbackToAsync(string savepoint)
     {
         await Transaction.RollbackAsync(savepoint, CancellationToken);
-        _replies.RemoveRange(_savepoints[savepoint], _replies.Count - _savepoints[savepoint]);
+        var (replies, members) = _savepoints[savepoint];
+        _replies.RemoveRange(replies, _replies.Count - replies);
+        _members.RemoveRange(members, _members.Count - members);
     }
 
     public async Task ReleaseAsync(string savepoint)
@@ -150,22 +167,31 @@ public sealed class GatewayEventContext
 
     // Replies wait here until the event's work is done, then go to the outbox in one statement.
     private readonly List<Reply> _replies = [];
-    private readonly Dictionary<string, int> _savepoints = [];
+    private readonly Dictionary<string, (int Replies, int Members)> _savepoints = [];
+    // Changes to groups' members, with the replies; written with them.
+    private readonly List<GatewayStore.MemberChange> _members = [];
 
     /// <param name="OrderKey">Replies with a key (a group) leave in the order their events committed, across workers.</param>
-    internal sealed record Reply(object Command, Type Type, string Body, string? OrderKey);
+    /// <param name="TargetConnection">The connection the reply is about: it goes to that connection's hub instance only.</param>
+    /// <param name="TargetInstance">That instance, once the reply is written; null: every instance (or, for a group, its members').</param>
+    internal sealed record Reply(object Command, Type Type, string Body, string? OrderKey, string? TargetConnection = null, string? TargetInstance = null);
 
-    /// <summary>Writes the replies to the outbox (before commit); the caller publishes them after.</summary>
+    /// <summary>
+    /// Writes the replies to the outbox, and the changes to groups' members, (before commit); the
+    /// caller publishes the replies after. The last event of a connection takes it out of every group.
+    /// </summary>
     internal async Task<(IReadOnlyList<Reply> Replies, long[] Ids)> WriteRepliesAsync()
     {
-        var ids = await _store.EnqueueAsync(Connection, Transaction, _upstream.ConnectionId, _upstream.Seq,
-            _replies.Select(r => (r.Type.Name, r.Body, r.OrderKey)).ToList(), Now, CancellationToken);
-        return (_replies.ToList(), ids);
+        // The last change of each membership wins.
+        var members = _members.GroupBy(m => (m.Group, m.ConnectionId)).Select(g => g.Last()).ToList();
+        var written = await _store.EnqueueAsync(Connection, Transaction, _upstream.ConnectionId, _upstream.Seq,
+            _replies.Select(r => (r.Type.Name, r.Body, r.OrderKey, r.TargetConnection)).ToList(), members, _upstream.IsLast, Now, CancellationToken);
+        return (_replies.Select((r, i) => r with { TargetInstance = written[i].TargetInstance }).ToList(), written.Select(w => w.Id).ToArray());
     }
 
-    private Task EnqueueAsync<T>(T command, string? orderKey = null) where T : class
+    private Task EnqueueAsync<T>(T command, string? orderKey = null, string? targetConnection = null) where T : class
     {
-        _replies.Add(new Reply(command, typeof(T), JsonSerializer.Serialize(command, Outbox.Json), orderKey));
+        _replies.Add(new Reply(command, typeof(T), JsonSerializer.Serialize(command, Outbox.Json), orderKey, targetConnection));
         return Task.CompletedTask;
     }
 

@@ -10,7 +10,9 @@ namespace SocketStarter.GatewayWorker;
 /// Publishes the replies that applied events left in <c>gateway_outbox</c>, in the order they were
 /// written, then deletes them. Delivery downstream is at least once: a worker killed between
 /// publish and delete publishes them again when its event is redelivered; clients drop repeats by
-/// the sequence numbers the application puts in its payloads.
+/// the sequence numbers the application puts in its payloads. A reply about a connection goes to
+/// the connection's hub instance only, and one to a group to the instances that hold its members
+/// (<see cref="HubRouting"/>); the rest, and any whose instances are not known, to every instance.
 /// </summary>
 public sealed partial class Outbox(GatewayStore store, TimeProvider time, ILogger<Outbox> logger)
 {
@@ -37,21 +39,37 @@ public sealed partial class Outbox(GatewayStore store, TimeProvider time, ILogge
             var reply = replies[i];
             if (reply.OrderKey is null)
             {
-                await publisher.Publish(reply.Command, reply.Type, cancellationToken);
+                await HubRouting.SendAsync(publisher, reply.Command, reply.Type, reply.TargetInstance, cancellationToken);
                 direct.Add(ids[i]);
             }
             else if (flushed.Add(reply.OrderKey))
             {
-                await GatewayStore.FlushOrderedAsync(connection, reply.OrderKey, row => PublishAsync(row, publisher, cancellationToken), cancellationToken);
+                await GatewayStore.FlushOrderedAsync(connection, reply.OrderKey, GatewayEventContext.GroupOf(reply.OrderKey),
+                    (rows, members) => SendOrderedAsync(rows, members, publisher, cancellationToken), cancellationToken);
             }
         }
         await GatewayStore.DeleteOutboxAsync(connection, [.. direct], cancellationToken);
     }
 
-    private static Task PublishAsync(GatewayStore.OutboxRow row, IPublishEndpoint publisher, CancellationToken cancellationToken)
+    /// <summary>
+    /// One flush of a group, in order: a message to the instances that hold members, a removal to
+    /// the member's instance. Those who leave in this flush still get what was sent before they left.
+    /// </summary>
+    private static async Task SendOrderedAsync(IReadOnlyList<GatewayStore.OutboxRow> rows, IReadOnlyList<string?> memberInstances, IPublishEndpoint publisher, CancellationToken cancellationToken)
     {
-        var type = CommandTypes[row.MessageType];
-        return publisher.Publish(JsonSerializer.Deserialize(row.Body, type, Json)!, type, cancellationToken);
+        var instances = memberInstances
+            .Concat(rows.Where(r => r.MessageType == nameof(RemoveFromGroup)).Select(r => r.TargetInstance))
+            .Distinct(StringComparer.Ordinal)
+            .ToList();
+        foreach (var row in rows)
+        {
+            var type = CommandTypes[row.MessageType];
+            var command = JsonSerializer.Deserialize(row.Body, type, Json)!;
+            if (type == typeof(SendToGroup))
+                await HubRouting.SendToEachAsync(publisher, command, type, instances, cancellationToken);
+            else
+                await HubRouting.SendAsync(publisher, command, type, row.TargetInstance, cancellationToken);
+        }
     }
 
     /// <summary>Sends every reply waiting for one connection.</summary>
@@ -79,7 +97,8 @@ public sealed partial class Outbox(GatewayStore store, TimeProvider time, ILogge
         {
             var type = CommandTypes[row.MessageType];
             var command = JsonSerializer.Deserialize(row.Body, type, Json)!;
-            await publisher.Publish(command, type, cancellationToken);
+            // Out of a group's ordered flush, its message goes to every instance: what it reaches is the hub's own group.
+            await HubRouting.SendAsync(publisher, command, type, row.TargetInstance, cancellationToken);
         }
 
         await store.DeleteOutboxAsync(rows.Select(r => r.Id), cancellationToken);

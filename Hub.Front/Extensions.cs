@@ -63,11 +63,18 @@ public static class Extensions
                 var gateway = context.GetRequiredService<IOptions<GatewayOptions>>().Value;
                 cfg.Host(brokerUri);
 
-                // Every instance has its own queue, bound to the command exchanges (fanout), gone with the instance.
-                cfg.ReceiveEndpoint($"gateway-{gateway.InstanceId}", e =>
+                // Every instance has its own queue and fanout exchange, gone with the instance: bound
+                // under the command exchanges (fanout: broadcasts, pushes) and under the instances'
+                // direct exchange by its id (commands for its connections and groups).
+                cfg.ReceiveEndpoint(CommandRouting.InstanceEndpoint(gateway.InstanceId), e =>
                 {
                     e.AutoDelete = true;
                     e.Durable = false;
+                    e.Bind(CommandRouting.InstancesExchange, b =>
+                    {
+                        b.ExchangeType = RabbitMQ.Client.ExchangeType.Direct;
+                        b.RoutingKey = gateway.InstanceId;
+                    });
                     // One at a time: commands to a connection are applied in the order workers sent them.
                     e.ConcurrentMessageLimit = 1;
                     e.PrefetchCount = 256;

@@ -14,7 +14,8 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
     /// <summary>A connection's progress: its last applied seq, and whether replies of it still wait in the outbox.</summary>
     public readonly record struct Progress(long LastSeq, bool RepliesPending);
 
-    public sealed record OutboxRow(long Id, string MessageType, string Body);
+    /// <param name="TargetInstance">The hub instance of the reply's target connection; null: every instance (or, for a group, its members').</param>
+    public sealed record OutboxRow(long Id, string MessageType, string Body, string? TargetInstance);
 
     /// <summary>
     /// Locks the connection's progress row until the transaction ends (creating it when this is its
@@ -148,26 +149,80 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
             "DELETE FROM gateway_given_up WHERE connection_id = @connectionId AND seq = @seq",
             new { connectionId, seq }, transaction, cancellationToken: cancellationToken)) > 0;
 
-    /// <summary>Writes an event's replies in one statement; returns their ids, in order.</summary>
-    public async Task<long[]> EnqueueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string connectionId, long seq,
-        IReadOnlyList<(string MessageType, string Body, string? OrderKey)> replies, DateTimeOffset now, CancellationToken cancellationToken)
+    /// <summary>A change to a group's members: <paramref name="Joined"/> true adds the connection, false removes it.</summary>
+    public readonly record struct MemberChange(string Group, string ConnectionId, bool Joined);
+
+    /// <summary>
+    /// Writes an event's replies and its changes to group members (for its last event: the
+    /// connection out of every group) in one round trip; returns the replies' ids, in order, each
+    /// with the hub instance of its target connection (null: none, or not known).
+    /// </summary>
+    public async Task<IReadOnlyList<(long Id, string? TargetInstance)>> EnqueueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string connectionId, long seq,
+        IReadOnlyList<(string MessageType, string Body, string? OrderKey, string? TargetConnection)> replies,
+        IReadOnlyCollection<MemberChange> members, bool connectionClosed, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        if (replies.Count == 0)
-            return [];
-        var ids = await connection.QueryAsync<long>(new CommandDefinition("""
-            INSERT INTO gateway_outbox (connection_id, seq, message_type, body, order_key, created_at)
-            SELECT @connectionId, @seq, r.message_type, r.body, r.order_key, @now
-            FROM unnest(@types, @bodies, @keys) WITH ORDINALITY AS r (message_type, body, order_key, n)
-            ORDER BY r.n
-            RETURNING id
-            """, new
+        await using var batch = new NpgsqlBatch(connection, transaction);
+        if (members.Count > 0)
+        {
+            var joined = members.Where(m => m.Joined).ToList();
+            var left = members.Where(m => !m.Joined).ToList();
+            if (joined.Count > 0)
             {
-                connectionId, seq, now,
-                types = replies.Select(r => r.MessageType).ToArray(),
-                bodies = replies.Select(r => r.Body).ToArray(),
-                keys = replies.Select(r => r.OrderKey).ToArray(),
-            }, transaction, cancellationToken: cancellationToken));
-        return ids.Order().ToArray();
+                batch.BatchCommands.Add(new NpgsqlBatchCommand("""
+                    INSERT INTO gateway_group_members (group_name, connection_id, hub_instance_id)
+                    SELECT m.group_name, m.connection_id, (SELECT c.hub_instance_id FROM gateway_connections c WHERE c.connection_id = m.connection_id)
+                    FROM unnest($1::text[], $2::text[]) AS m (group_name, connection_id)
+                    ON CONFLICT (group_name, connection_id) DO UPDATE SET hub_instance_id = excluded.hub_instance_id
+                    """) { Parameters = { new() { Value = joined.Select(m => m.Group).ToArray() }, new() { Value = joined.Select(m => m.ConnectionId).ToArray() } } });
+            }
+            if (left.Count > 0)
+            {
+                batch.BatchCommands.Add(new NpgsqlBatchCommand("""
+                    DELETE FROM gateway_group_members g USING unnest($1::text[], $2::text[]) AS m (group_name, connection_id)
+                    WHERE g.group_name = m.group_name AND g.connection_id = m.connection_id
+                    """) { Parameters = { new() { Value = left.Select(m => m.Group).ToArray() }, new() { Value = left.Select(m => m.ConnectionId).ToArray() } } });
+            }
+        }
+        if (connectionClosed)
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("DELETE FROM gateway_group_members WHERE connection_id = $1") { Parameters = { Text(connectionId) } });
+        if (replies.Count > 0)
+        {
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("""
+                INSERT INTO gateway_outbox (connection_id, seq, message_type, body, order_key, target_instance, created_at)
+                SELECT $1, $2, r.message_type, r.body, r.order_key,
+                       (SELECT c.hub_instance_id FROM gateway_connections c WHERE c.connection_id = r.target_connection), $3
+                FROM unnest($4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS r (message_type, body, order_key, target_connection, n)
+                ORDER BY r.n
+                RETURNING id, target_instance
+                """)
+            {
+                Parameters =
+                {
+                    Text(connectionId), new() { Value = seq }, new() { Value = now },
+                    new() { Value = replies.Select(r => r.MessageType).ToArray() },
+                    new() { Value = replies.Select(r => r.Body).ToArray() },
+                    new() { Value = replies.Select(r => r.OrderKey).ToArray(), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text },
+                    new() { Value = replies.Select(r => r.TargetConnection).ToArray(), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text },
+                },
+            });
+        }
+        if (batch.BatchCommands.Count == 0)
+            return [];
+
+        var written = new List<(long Id, string? TargetInstance)>(replies.Count);
+        await using (var reader = await batch.ExecuteReaderAsync(cancellationToken))
+        {
+            do
+            {
+                // Only the outbox insert returns rows (an id and a target instance).
+                if (reader.FieldCount != 2)
+                    continue;
+                while (await reader.ReadAsync(cancellationToken))
+                    written.Add((reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetString(1)));
+            }
+            while (await reader.NextResultAsync(cancellationToken));
+        }
+        return written.OrderBy(r => r.Id).ToList();
     }
 
     /// <summary>
@@ -176,11 +231,15 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
     /// turns, and each finds all that committed before it. So a group's replies leave in the
     /// order their events committed (for a chat room: in seq order). Returns how many it sent.
     /// </summary>
-    public static async Task<int> FlushOrderedAsync(NpgsqlConnection connection, string orderKey, Func<OutboxRow, Task> publish, CancellationToken cancellationToken)
+    /// <param name="group">The group whose replies these are: its members' hub instances are read
+    /// after the rows, so every member whose join committed before a row's event gets that row.</param>
+    /// <param name="publish">Sends the rows, given the hub instances that hold members of the group.</param>
+    public static async Task<int> FlushOrderedAsync(NpgsqlConnection connection, string orderKey, string? group, Func<IReadOnlyList<OutboxRow>, IReadOnlyList<string?>, Task> publish, CancellationToken cancellationToken)
     {
-        // Two round trips: the transaction, its lock and the rows at once; then the delete with the commit.
+        // Two round trips: the transaction, its lock, the rows and the members at once; then the delete with the commit.
         // (Plain BEGIN and COMMIT, so the COMMIT can travel with the DELETE.)
         var rows = new List<OutboxRow>();
+        var memberInstances = new List<string?>();
         try
         {
             await using (var take = new NpgsqlBatch(connection)
@@ -192,23 +251,31 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
                     new NpgsqlBatchCommand("SET LOCAL synchronous_commit TO OFF"),
                     new NpgsqlBatchCommand("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))") { Parameters = { Text(orderKey) } },
                     // A statement after the lock: it sees every row committed by the flushes and events before.
-                    new NpgsqlBatchCommand("SELECT id, message_type, body FROM gateway_outbox WHERE order_key = $1 ORDER BY id") { Parameters = { Text(orderKey) } },
+                    new NpgsqlBatchCommand("SELECT id, message_type, body, target_instance FROM gateway_outbox WHERE order_key = $1 ORDER BY id") { Parameters = { Text(orderKey) } },
+                    // A statement after the rows: it sees every join committed before any of them.
+                    new NpgsqlBatchCommand("SELECT DISTINCT hub_instance_id AS member_instance FROM gateway_group_members WHERE group_name = $1") { Parameters = { Text(group) } },
                 },
             })
             await using (var reader = await take.ExecuteReaderAsync(cancellationToken))
             {
                 do
                 {
-                    // The rows' result is the one with their three columns (the lock's has one).
-                    if (reader.FieldCount != 3)
-                        continue;
-                    while (await reader.ReadAsync(cancellationToken))
-                        rows.Add(new OutboxRow(reader.GetInt64(0), reader.GetString(1), reader.GetString(2)));
+                    // The rows' result has their four columns, the members' one is named; the lock's is neither.
+                    if (reader.FieldCount == 4)
+                    {
+                        while (await reader.ReadAsync(cancellationToken))
+                            rows.Add(new OutboxRow(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3)));
+                    }
+                    else if (reader.FieldCount == 1 && reader.GetName(0) == "member_instance")
+                    {
+                        while (await reader.ReadAsync(cancellationToken))
+                            memberInstances.Add(reader.IsDBNull(0) ? null : reader.GetString(0));
+                    }
                 }
                 while (await reader.NextResultAsync(cancellationToken));
             }
-            foreach (var row in rows)
-                await publish(row);
+            if (rows.Count > 0)
+                await publish(rows, memberInstances);
             await using var finish = new NpgsqlBatch(connection)
             {
                 BatchCommands =
@@ -260,7 +327,7 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         return (await connection.QueryAsync<OutboxRow>(new CommandDefinition(
-            "SELECT id, message_type AS MessageType, body FROM gateway_outbox WHERE connection_id = @connectionId ORDER BY id",
+            "SELECT id, message_type AS MessageType, body, target_instance AS TargetInstance FROM gateway_outbox WHERE connection_id = @connectionId ORDER BY id",
             new { connectionId }, cancellationToken: cancellationToken))).AsList();
     }
 
@@ -269,7 +336,7 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         return (await connection.QueryAsync<OutboxRow>(new CommandDefinition(
-            "SELECT id, message_type AS MessageType, body FROM gateway_outbox WHERE created_at < @before ORDER BY id LIMIT @limit",
+            "SELECT id, message_type AS MessageType, body, target_instance AS TargetInstance FROM gateway_outbox WHERE created_at < @before ORDER BY id LIMIT @limit",
             new { before, limit }, cancellationToken: cancellationToken))).AsList();
     }
 

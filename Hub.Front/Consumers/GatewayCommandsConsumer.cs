@@ -5,8 +5,9 @@ using SocketStarter.Messages;
 namespace SocketStarter.HubFront.Consumers;
 
 /// <summary>
-/// Applies downstream commands to the connections this instance holds. Every instance gets every
-/// command (fanout); a command about a connection held elsewhere is a no-op here.
+/// Applies downstream commands to the connections this instance holds. Workers send commands about
+/// connections and groups only to the instances that hold them; broadcasts and pushes come to every
+/// instance (fanout), and a command about a connection held elsewhere is a no-op here.
 /// </summary>
 public sealed class GatewayCommandsConsumer(
     IHubContext<GatewayHub, IGatewayClient> hub,

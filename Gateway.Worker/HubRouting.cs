@@ -1,0 +1,41 @@
+using MassTransit;
+using SocketStarter.ServiceDefaults;
+
+namespace SocketStarter.GatewayWorker;
+
+/// <summary>
+/// Sends a downstream command to the hub instances that hold its targets (see
+/// <see cref="CommandRouting"/>), or to every instance when they are not known. The command keeps
+/// its message type, so the hub's consumer takes it as it takes a published one.
+/// </summary>
+internal static class HubRouting
+{
+    // Durable and always there (the hubs declare it too, alike): a send never meets a missing
+    // exchange, which would close the channel and fail the other commands in flight on it.
+    private static readonly Uri InstancesAddress = new($"exchange:{CommandRouting.InstancesExchange}?type=direct");
+
+    /// <param name="hubInstanceId">The instance that holds the target; null: not known, every instance gets it.</param>
+    public static async Task SendAsync(IPublishEndpoint publisher, object command, Type type, string? hubInstanceId, CancellationToken cancellationToken)
+    {
+        // ConsumeContext and IBus are both, which is what the runtime hands in; anything else broadcasts.
+        if (hubInstanceId is null || publisher is not ISendEndpointProvider sender)
+        {
+            await publisher.Publish(command, type, cancellationToken);
+            return;
+        }
+        var endpoint = await sender.GetSendEndpoint(InstancesAddress);
+        await endpoint.Send(command, type, Pipe.Execute<SendContext>(c => c.SetRoutingKey(hubInstanceId)), cancellationToken);
+    }
+
+    /// <summary>One send for each instance; once to every instance when one of them is not known (null).</summary>
+    public static async Task SendToEachAsync(IPublishEndpoint publisher, object command, Type type, IReadOnlyCollection<string?> hubInstanceIds, CancellationToken cancellationToken)
+    {
+        if (hubInstanceIds.Contains(null))
+        {
+            await publisher.Publish(command, type, cancellationToken);
+            return;
+        }
+        foreach (var hubInstanceId in hubInstanceIds)
+            await SendAsync(publisher, command, type, hubInstanceId, cancellationToken);
+    }
+}
