@@ -67,7 +67,8 @@ public sealed class Tracing_a_client_event
                 // The shard queue the connection's events land in: chat-worker-00 … chat-worker-15.
                 $"MassTransit: {Shard(steps)} receive",
                 $"MassTransit: {Shard(steps)} process",
-                "MassTransit: SocketStarter.Messages:SendToGroup send",
+                // Targeted: to the exchange of hub instances, keyed by the instance holding the room's member.
+                "MassTransit: gateway-instances send",
                 $"MassTransit: {replyApplied!.DisplayName.Replace(" process", " receive", StringComparison.Ordinal)}",
                 $"MassTransit: {replyApplied.DisplayName}",
             }));
