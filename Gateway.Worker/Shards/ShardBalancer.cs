@@ -22,6 +22,15 @@ public sealed partial class ShardBalancer : BackgroundService
     // Long enough to hear every live worker answer this one's first heartbeat before taking any shard.
     private static readonly TimeSpan JoinWait = TimeSpan.FromMilliseconds(500);
 
+    // How long a shard's consumer may stay faulted before this worker restarts it. MassTransit
+    // reconnects a consumer after a transient fault by itself (within a second or two once the
+    // broker is back); after a fault it judges permanent it never does ("Cannot Retry"), and the
+    // shard's events would wait for ever.
+    private static readonly TimeSpan FaultedLimit = TimeSpan.FromSeconds(5);
+
+    // How long a take waits for its consumer before the round goes on (the fault watch takes over).
+    private static readonly TimeSpan ReadyWait = TimeSpan.FromSeconds(30);
+
     private readonly IBus _bus;
     private readonly IReceiveEndpointConnector _connector;
     private readonly ShardTopology _topology;
@@ -32,9 +41,12 @@ public sealed partial class ShardBalancer : BackgroundService
     private readonly ConcurrentDictionary<string, WorkerHeartbeat> _peers = new();
     private readonly ConcurrentDictionary<string, DateTimeOffset> _heardAt = new();
     private readonly ConcurrentDictionary<int, HostReceiveEndpointHandle> _held = new();
+    private readonly ConcurrentDictionary<int, FaultWatch> _watches = new();
     private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly Counter<long> _moves;
     private volatile bool _stopping;
+    // Since when this worker's heartbeats have reached the broker without a failure; null while they fail.
+    private DateTimeOffset? _brokerUpSince;
     private volatile int[] _heldSnapshot = [];
 
     public ShardBalancer(WorkerIdentity identity, IBus bus, IReceiveEndpointConnector connector, ShardTopology topology, UpstreamConsumerDefinition definition,
@@ -81,6 +93,7 @@ public sealed partial class ShardBalancer : BackgroundService
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await PublishAsync(stoppingToken);
+        _brokerUpSince = _time.GetUtcNow();
         await Task.Delay(JoinWait, _time, stoppingToken);
         var lastSent = _time.GetTimestamp();
         while (!stoppingToken.IsCancellationRequested)
@@ -151,6 +164,7 @@ public sealed partial class ShardBalancer : BackgroundService
                     LogPeerLost(id, _options.PeerTimeout, gone.Shards.Count);
             }
         }
+        await RestartFaultedAsync(now, cancellationToken);
         var peers = _peers.Values.ToList();
         var plan = ShardPlan.For(WorkerId, _held.Keys.ToHashSet(), peers, _options.Shards, _stopping);
 
@@ -163,16 +177,72 @@ public sealed partial class ShardBalancer : BackgroundService
     private async Task TakeAsync(int shard, CancellationToken cancellationToken)
     {
         var queue = _options.ShardQueue(shard);
+        var watch = new FaultWatch(this, shard);
         var handle = _connector.ConnectReceiveEndpoint(queue, (context, endpoint) =>
         {
             _definition.ConfigureShardEndpoint(endpoint);
+            endpoint.ConnectReceiveEndpointObserver(watch);
             endpoint.ConfigureConsumer<UpstreamConsumer>(context);
         });
         _held[shard] = handle;
+        _watches[shard] = watch;
         Snapshot();
-        await handle.Ready.WaitAsync(cancellationToken);
+        try
+        {
+            await handle.Ready.WaitAsync(ReadyWait, _time, cancellationToken);
+        }
+        catch (TimeoutException)
+        {
+            // Still connecting (the broker may be away): held, and watched for faults.
+            LogNotReadyYet(queue, ReadyWait);
+            return;
+        }
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            // It will never consume: let it go, so a later round takes the shard again.
+            LogTakeFailed(queue, ex);
+            await DropAsync(shard, handle);
+            return;
+        }
         _moves.Add(1, new KeyValuePair<string, object?>("direction", "taken"));
         LogTaken(queue, _heldSnapshot.Length);
+    }
+
+    /// <summary>
+    /// Gives up the consumers that have been faulted for <see cref="FaultedLimit"/> while the broker
+    /// was reachable (while it is away, every consumer is faulted and MassTransit reconnects them
+    /// itself once it is back); the round then takes their shards again.
+    /// </summary>
+    private async Task RestartFaultedAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (_brokerUpSince is not { } up || cancellationToken.IsCancellationRequested)
+            return;
+        var drops = new List<Task>();
+        foreach (var (shard, watch) in _watches)
+        {
+            if (watch.FaultedSince is not { } since || now - (since > up ? since : up) < FaultedLimit || !_held.TryGetValue(shard, out var handle))
+                continue;
+            LogRestartingFaulted(_options.ShardQueue(shard), now - since);
+            drops.Add(DropAsync(shard, handle));
+        }
+        await Task.WhenAll(drops);
+    }
+
+    /// <summary>Stops a consumer that consumes nothing (faulted, or never started) and forgets it.</summary>
+    private async Task DropAsync(int shard, HostReceiveEndpointHandle handle)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await handle.StopAsync(timeout.Token);
+        }
+        catch (Exception ex)
+        {
+            LogDropFailed(_options.ShardQueue(shard), ex.Message);
+        }
+        if (_held.TryRemove(new KeyValuePair<int, HostReceiveEndpointHandle>(shard, handle)))
+            _watches.TryRemove(shard, out _);
+        Snapshot();
     }
 
     private async Task ReleaseAsync(int shard, CancellationToken cancellationToken)
@@ -183,6 +253,7 @@ public sealed partial class ShardBalancer : BackgroundService
         // then is the shard no longer listed as held.
         await handle.StopAsync(cancellationToken);
         _held.TryRemove(shard, out _);
+        _watches.TryRemove(shard, out _);
         Snapshot();
         _moves.Add(1, new KeyValuePair<string, object?>("direction", "released"));
         LogReleased(_options.ShardQueue(shard), _heldSnapshot.Length);
@@ -204,10 +275,12 @@ public sealed partial class ShardBalancer : BackgroundService
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(TimeSpan.FromSeconds(5));
             await PublishAsync(timeout.Token);
+            _brokerUpSince ??= _time.GetUtcNow();
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             // The broker is away: the others stop hearing this worker; its shards' consumers are gone with the connection too.
+            _brokerUpSince = null;
             LogHeartbeatFailed(ex.Message);
         }
     }
@@ -217,6 +290,50 @@ public sealed partial class ShardBalancer : BackgroundService
 
     [LoggerMessage(LogLevel.Warning, "Worker {WorkerId} not heard from for {Timeout}: its {Count} shards are free")]
     private partial void LogPeerLost(string workerId, TimeSpan timeout, int count);
+
+    /// <summary>Notes when a shard's consumer faults, and when it is ready again.</summary>
+    private sealed class FaultWatch(ShardBalancer balancer, int shard) : IReceiveEndpointObserver
+    {
+        private long _faultedAtTicks;
+
+        /// <summary>Since when the consumer has been faulted without being ready again; null when it is fine.</summary>
+        public DateTimeOffset? FaultedSince => Interlocked.Read(ref _faultedAtTicks) is var t and not 0 ? new DateTimeOffset(t, TimeSpan.Zero) : null;
+
+        public Task Ready(ReceiveEndpointReady ready)
+        {
+            Interlocked.Exchange(ref _faultedAtTicks, 0);
+            return Task.CompletedTask;
+        }
+
+        public Task Faulted(ReceiveEndpointFaulted faulted)
+        {
+            if (Interlocked.CompareExchange(ref _faultedAtTicks, balancer._time.GetUtcNow().UtcTicks, 0) == 0 && !balancer._stopping)
+            {
+                balancer.LogConsumerFaulted(balancer._options.ShardQueue(shard), faulted.Exception?.Message ?? "unknown");
+                balancer._wake.Writer.TryWrite(false);
+            }
+            return Task.CompletedTask;
+        }
+
+        public Task Stopping(ReceiveEndpointStopping stopping) => Task.CompletedTask;
+
+        public Task Completed(ReceiveEndpointCompleted completed) => Task.CompletedTask;
+    }
+
+    [LoggerMessage(LogLevel.Warning, "Shard {Queue}'s consumer faulted: {Reason}")]
+    private partial void LogConsumerFaulted(string queue, string reason);
+
+    [LoggerMessage(LogLevel.Warning, "Shard {Queue}'s consumer has been faulted for {Elapsed}: restarting it")]
+    private partial void LogRestartingFaulted(string queue, TimeSpan elapsed);
+
+    [LoggerMessage(LogLevel.Warning, "Shard {Queue}'s consumer did not start; the shard is free to take again")]
+    private partial void LogTakeFailed(string queue, Exception exception);
+
+    [LoggerMessage(LogLevel.Warning, "Shard {Queue}'s consumer is not ready after {Wait}; it keeps trying")]
+    private partial void LogNotReadyYet(string queue, TimeSpan wait);
+
+    [LoggerMessage(LogLevel.Debug, "Stopping shard {Queue}'s faulted consumer: {Reason}")]
+    private partial void LogDropFailed(string queue, string reason);
 
     [LoggerMessage(LogLevel.Information, "Took shard {Queue}; holding {Count}")]
     private partial void LogTaken(string queue, int count);
