@@ -88,21 +88,40 @@ public sealed partial class Outbox(GatewayStore store, TimeProvider time, ILogge
         return count;
     }
 
+    /// <summary>
+    /// Sends rows found outside an event (a redelivery, the sweep) in the order they were written:
+    /// a row without a key as it is; one of a group through the group's ordered flush, under its
+    /// lock like every other send of the group, so that no reply of a group ever overtakes an
+    /// earlier one, even when a flush after a broker outage races an event's own.
+    /// </summary>
     private async Task<int> PublishAndDeleteAsync(IReadOnlyList<GatewayStore.OutboxRow> rows, IPublishEndpoint publisher, CancellationToken cancellationToken)
     {
         if (rows.Count == 0)
             return 0;
 
+        await using var connection = await store.DataSource.OpenConnectionAsync(cancellationToken);
+        var direct = new List<long>();
+        var flushed = new HashSet<string>(StringComparer.Ordinal);
+        var sent = 0;
         foreach (var row in rows)
         {
-            var type = CommandTypes[row.MessageType];
-            var command = JsonSerializer.Deserialize(row.Body, type, Json)!;
-            // Out of a group's ordered flush, its message goes to every instance: what it reaches is the hub's own group.
-            await HubRouting.SendAsync(publisher, command, type, row.TargetInstance, cancellationToken);
+            if (row.OrderKey is null)
+            {
+                var type = CommandTypes[row.MessageType];
+                var command = JsonSerializer.Deserialize(row.Body, type, Json)!;
+                await HubRouting.SendAsync(publisher, command, type, row.TargetInstance, cancellationToken);
+                direct.Add(row.Id);
+                sent++;
+            }
+            else if (flushed.Add(row.OrderKey))
+            {
+                sent += await GatewayStore.FlushOrderedAsync(connection, row.OrderKey, GatewayEventContext.GroupOf(row.OrderKey),
+                    (ordered, members) => SendOrderedAsync(ordered, members, publisher, cancellationToken), cancellationToken);
+            }
         }
 
-        await store.DeleteOutboxAsync(rows.Select(r => r.Id), cancellationToken);
-        return rows.Count;
+        await GatewayStore.DeleteOutboxAsync(connection, [.. direct], cancellationToken);
+        return sent;
     }
 
     [LoggerMessage(LogLevel.Information, "Sent {Count} replies left in the outbox")]

@@ -15,7 +15,7 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
     public readonly record struct Progress(long LastSeq, bool RepliesPending);
 
     /// <param name="TargetInstance">The hub instance of the reply's target connection; null: every instance (or, for a group, its members').</param>
-    public sealed record OutboxRow(long Id, string MessageType, string Body, string? TargetInstance);
+    public sealed record OutboxRow(long Id, string MessageType, string Body, string? TargetInstance, string? OrderKey);
 
     /// <summary>
     /// Locks the connection's progress row until the transaction ends (creating it when this is its
@@ -264,7 +264,7 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
                     if (reader.FieldCount == 4)
                     {
                         while (await reader.ReadAsync(cancellationToken))
-                            rows.Add(new OutboxRow(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3)));
+                            rows.Add(new OutboxRow(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3), orderKey));
                     }
                     else if (reader.FieldCount == 1 && reader.GetName(0) == "member_instance")
                     {
@@ -327,7 +327,7 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         return (await connection.QueryAsync<OutboxRow>(new CommandDefinition(
-            "SELECT id, message_type AS MessageType, body, target_instance AS TargetInstance FROM gateway_outbox WHERE connection_id = @connectionId ORDER BY id",
+            "SELECT id, message_type AS MessageType, body, target_instance AS TargetInstance, order_key AS OrderKey FROM gateway_outbox WHERE connection_id = @connectionId ORDER BY id",
             new { connectionId }, cancellationToken: cancellationToken))).AsList();
     }
 
@@ -336,7 +336,7 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         return (await connection.QueryAsync<OutboxRow>(new CommandDefinition(
-            "SELECT id, message_type AS MessageType, body, target_instance AS TargetInstance FROM gateway_outbox WHERE created_at < @before ORDER BY id LIMIT @limit",
+            "SELECT id, message_type AS MessageType, body, target_instance AS TargetInstance, order_key AS OrderKey FROM gateway_outbox WHERE created_at < @before ORDER BY id LIMIT @limit",
             new { before, limit }, cancellationToken: cancellationToken))).AsList();
     }
 
