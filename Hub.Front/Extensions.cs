@@ -12,6 +12,10 @@ namespace SocketStarter.HubFront;
 
 public static class Extensions
 {
+    // How long an instance's command queue outlives its last consumer: through a broker restart or a
+    // reconnect, and not much longer once the instance is gone for good.
+    private static readonly TimeSpan InstanceQueueExpiry = TimeSpan.FromMinutes(2);
+
     /// <summary>The SignalR hub, its broker connection and the per-instance command queue.</summary>
     public static WebApplicationBuilder AddGateway(this WebApplicationBuilder builder)
     {
@@ -63,13 +67,16 @@ public static class Extensions
                 var gateway = context.GetRequiredService<IOptions<GatewayOptions>>().Value;
                 cfg.Host(brokerUri);
 
-                // Every instance has its own queue and fanout exchange, gone with the instance: bound
-                // under the command exchanges (fanout: broadcasts, pushes) and under the instances'
-                // direct exchange by its id (commands for its connections and groups).
+                // Every instance has its own queue and fanout exchange: bound under the command
+                // exchanges (fanout: broadcasts, pushes) and under the instances' direct exchange by
+                // its id (commands for its connections and groups). Durable, so that a broker restart
+                // keeps it, its bindings and what waits in it: a worker that reconnects before this
+                // hub does must not publish into nothing. Gone a while after the instance is.
                 cfg.ReceiveEndpoint(CommandRouting.InstanceEndpoint(gateway.InstanceId), e =>
                 {
-                    e.AutoDelete = true;
-                    e.Durable = false;
+                    e.AutoDelete = false;
+                    e.Durable = true;
+                    e.QueueExpiration = InstanceQueueExpiry;
                     e.Bind(CommandRouting.InstancesExchange, b =>
                     {
                         b.ExchangeType = RabbitMQ.Client.ExchangeType.Direct;
