@@ -89,6 +89,30 @@ public sealed class Broker : IAsyncDisposable
             response.EnsureSuccessStatusCode();
     }
 
+    /// <summary>Sets which queues the test user may consume from in a virtual host (a regular expression), as an operator could.</summary>
+    public async Task SetReadPermissionAsync(string vhost, string read)
+    {
+        var user = Uri.UnescapeDataString(Amqp.UserInfo.Split(':')[0]);
+        (await _management.PutAsJsonAsync($"permissions/{vhost}/{user}", new { configure = ".*", write = ".*", read })).EnsureSuccessStatusCode();
+    }
+
+    /// <summary>Closes, from the broker's side, every connection of a virtual host that named itself <paramref name="clientName"/>; returns how many.</summary>
+    public async Task<int> CloseConnectionsAsync(string vhost, string clientName)
+    {
+        var connections = (await _management.GetFromJsonAsync<System.Text.Json.JsonElement>($"vhosts/{vhost}/connections?columns=name,user_provided_name"))
+            .EnumerateArray()
+            .Where(c => c.TryGetProperty("user_provided_name", out var n) && n.GetString() == clientName)
+            .Select(c => c.GetProperty("name").GetString()!)
+            .ToList();
+        foreach (var name in connections)
+        {
+            var response = await _management.DeleteAsync($"connections/{Uri.EscapeDataString(name)}");
+            if (response.StatusCode != System.Net.HttpStatusCode.NotFound)
+                response.EnsureSuccessStatusCode();
+        }
+        return connections.Count;
+    }
+
     /// <summary>Deletes a queue with whatever it holds, as an operator could.</summary>
     public async Task DeleteQueueAsync(string vhost, string queue) =>
         (await _management.DeleteAsync($"queues/{vhost}/{Uri.EscapeDataString(queue)}")).EnsureSuccessStatusCode();

@@ -132,6 +132,51 @@ public sealed class Sharing_the_shards
         }
     }
 
+    [Test]
+    public async Task A_shard_whose_consumer_the_broker_refused_for_a_while_is_consumed_again()
+    {
+        const string broken = "chat-worker-03";
+        await using var system = await TestSystem.CreateAsync();
+        var hub = await system.StartHubAsync();
+        var live = new List<ServiceProcess>();
+        try
+        {
+            await StartWorkerAsync(system, live);
+            await SettledAsync(system, live, "one worker holds the 16 shards");
+            await using var traffic = await ChatTraffic.StartAsync(system, _ => hub, 20, 5, Pace);
+            await Wait.UntilAsync(() => traffic.Count("warm-up").Delivered > 100, "the chat is flowing");
+
+            // Broken for real at the broker: this user may no longer consume the shard, and the
+            // worker's connection is closed under it; its reconnect is refused that one queue.
+            var workerId = (await system.Broker.ActiveConsumersAsync(system.VirtualHost))[broken]!;
+            await system.Broker.SetReadPermissionAsync(system.VirtualHost, $"^(?!{broken}$).*");
+            Assert.That(await system.Broker.CloseConnectionsAsync(system.VirtualHost, workerId), Is.GreaterThan(0), "the worker's connection was found and closed");
+            await Wait.UntilAsync(() => live[0].Output.Split('\n').Any(l => l.Contains("consumer faulted", StringComparison.Ordinal) && l.Contains($"\"Queue\":\"{broken}\"", StringComparison.Ordinal)),
+                "the worker notices the shard's consumer faulted", TimeSpan.FromSeconds(30));
+            await Wait.UntilAsync(async () => await system.Broker.QueueDepthAsync(system.VirtualHost, broken) is { Ready: > 0 },
+                "the shard's events wait in its queue, unconsumed");
+
+            // Allowed again: the shard is consumed again by itself, and what waited reaches everyone.
+            await system.Broker.SetReadPermissionAsync(system.VirtualHost, ".*");
+            await SettledAsync(system, live, "the worker consumes the shard again");
+            var tally = await traffic.DrainAsync($"one worker; {broken}'s consumer refused by the broker, then allowed", DrainLimit);
+            Assert.Multiple(() =>
+            {
+                Assert.That(tally.Accepted, Is.GreaterThan(0));
+                Assert.That(tally.Lost, Is.Zero, "every accepted message reached every member of its room");
+                Assert.That(tally.Duplicated, Is.Zero, "no message was stored twice");
+                Assert.That(tally.Reordered, Is.Zero, "each sender's messages in the order sent");
+                Assert.That(tally.Dropped, Is.Zero, "no client was disconnected");
+                Assert.That(live[0].HasExited, Is.False, "the same worker process, still running");
+            });
+        }
+        finally
+        {
+            foreach (var worker in live)
+                await worker.DisposeAsync();
+        }
+    }
+
     private static async Task<ServiceProcess> StartWorkerAsync(TestSystem system, List<ServiceProcess> live)
     {
         var worker = await ServiceProcess.StartAsync("Chat.Worker.dll", system.Settings(new Dictionary<string, string?>
