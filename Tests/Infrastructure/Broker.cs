@@ -113,6 +113,15 @@ public sealed class Broker : IAsyncDisposable
         return connections.Count;
     }
 
+    /// <summary>Per queue of the virtual host, how many messages were published into it so far (the management API's message_stats.publish).</summary>
+    public async Task<IReadOnlyDictionary<string, long>> PublishedCountsAsync(string vhost)
+    {
+        var queues = await _management.GetFromJsonAsync<System.Text.Json.JsonElement>($"queues/{vhost}");
+        return queues.EnumerateArray().ToDictionary(
+            q => q.GetProperty("name").GetString()!,
+            q => q.TryGetProperty("message_stats", out var stats) && stats.TryGetProperty("publish", out var n) && n.ValueKind == System.Text.Json.JsonValueKind.Number ? n.GetInt64() : 0);
+    }
+
     /// <summary>Deletes a queue with whatever it holds, as an operator could.</summary>
     public async Task DeleteQueueAsync(string vhost, string queue) =>
         (await _management.DeleteAsync($"queues/{vhost}/{Uri.EscapeDataString(queue)}")).EnsureSuccessStatusCode();
