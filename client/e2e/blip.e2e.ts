@@ -47,7 +47,8 @@ describe('The chat in a real browser through a network blip, built with stateful
     await ada.waitForMessages(expected)
     await ada.say('still the same connection')
     expected.push('Ada: still the same connection')
-    await bob.waitForMessages(expected)
+    // Each page gets its own copy of the reply, Ada's through the front: wait for both.
+    await Promise.all([ada.waitForMessages(expected), bob.waitForMessages(expected)])
 
     expect(await ada.messages()).toEqual(expected)
     expect(await bob.messages()).toEqual(expected)
