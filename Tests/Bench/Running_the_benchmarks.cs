@@ -21,6 +21,7 @@ public sealed class Running_the_benchmarks
     [TestCase("broadcast")]
     [TestCase("saturation")]
     [TestCase("swap")]
+    [TestCase("hubs")]
     public async Task Delivers_every_message_of_a_tiny_run(string scenario)
     {
         var runs = await RunAsync(scenario);
@@ -44,12 +45,24 @@ public sealed class Running_the_benchmarks
                 Assert.That(run.GetProperty("acceptedPerSecond").GetDouble(), Is.GreaterThan(0), what);
                 Assert.That(run.GetProperty("deliveredPerSecond").GetDouble(), Is.GreaterThan(0), what);
                 Assert.That(run.GetProperty("loadAverageBefore").GetString(), Is.Not.Empty, what);
+                // CPU of the measured window by process group; the hubs and workers are counted by pid.
+                var cpu = run.GetProperty("cpu").EnumerateArray().ToDictionary(c => c.GetProperty("group").GetString()!, c => c.GetProperty("processes").GetInt32());
+                if (run.GetProperty("target").GetString() == "gateway")
+                {
+                    Assert.That(cpu.GetValueOrDefault("hubs"), Is.EqualTo(run.GetProperty("hubs").GetInt32()), what);
+                    Assert.That(cpu.GetValueOrDefault("workers"), Is.EqualTo(run.GetProperty("workers").GetInt32()), what);
+                }
+                else
+                    Assert.That(cpu.GetValueOrDefault("baseline"), Is.EqualTo(1), what);
+                Assert.That(cpu.GetValueOrDefault("load generator"), Is.EqualTo(1), what);
                 if (scenario == "swap")
                     Assert.That(run.GetProperty("swap").GetProperty("replaceSeconds").GetDouble(), Is.GreaterThan(0), what);
             });
         }
         if (scenario == "saturation")
             Assert.That(runs.Where(r => r.GetProperty("target").GetString() == "gateway").Select(r => r.GetProperty("workers").GetInt32()), Is.EqualTo(new[] { 1, 2 }));
+        if (scenario == "hubs")
+            Assert.That(runs.Where(r => r.GetProperty("target").GetString() == "gateway").Select(r => r.GetProperty("hubs").GetInt32()), Is.EqualTo(new[] { 1, 2 }));
     }
 
     [Test]

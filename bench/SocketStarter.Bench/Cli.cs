@@ -19,13 +19,15 @@ public static class Cli
             new(1000, 1000, 10, 1, 10, 5, [2]), new(20, 20, 5, 1, 1, 0, [1])),
         ["saturation"] = ("As many accepted msgs/s as the target takes, with 1, 2 and 4 workers (each connection alone in its room).",
             new(64, 1, 0, 4, 10, 5, [1, 2, 4]), new(4, 1, 0, 2, 1, 0, [1, 2])),
+        ["hubs"] = ("The rooms load at a rate 2 workers sustain (200 msgs/s) over 1, 2 and 4 hub instances: hub CPU per delivered message as hubs are added.",
+            new(1000, 10, 200, 1, 15, 5, [2], [1, 2, 4]), new(20, 5, 20, 1, 1, 0, [1], [1, 2])),
         ["idle"] = ("Connections that only stay open: how many one hub holds and its memory per connection.",
             new(2000, 1, 0, 1, 0, 0, [1]), new(20, 1, 0, 1, 0, 0, [1])),
         ["swap"] = ("Rooms under load while a worker is replaced (SIGTERM, start a new one): latency during the swap.",
             new(200, 10, 200, 1, 20, 3, [2]), new(10, 5, 20, 1, 3, 0, [2])),
     };
 
-    private sealed record ScenarioDefaults(int Connections, int RoomSize, double Rate, int Window, double Duration, double Warmup, int[] Workers);
+    private sealed record ScenarioDefaults(int Connections, int RoomSize, double Rate, int Window, double Duration, double Warmup, int[] Workers, int[]? Hubs = null);
 
     private static readonly Option<int?> ConnectionsOption = new("--connections", "-c") { Description = "Connections to open." };
     private static readonly Option<int?> RoomSizeOption = new("--room-size", "-k") { Description = "Members per room." };
@@ -36,6 +38,7 @@ public static class Cli
     private static readonly Option<double> DrainOption = new("--drain-timeout") { Description = "Seconds without a new delivery before undelivered messages count as missing.", DefaultValueFactory = _ => 15 };
     private static readonly Option<double> DrainLimitOption = new("--drain-limit") { Description = "Seconds the run waits at most for the backlog after the load stops; what is left counts as missing.", DefaultValueFactory = _ => 60 };
     private static readonly Option<string?> WorkersOption = new("--workers", "-w") { Description = "Gateway workers, or a list for saturation (1,2,4)." };
+    private static readonly Option<string?> HubsOption = new("--hubs", "-H") { Description = "Gateway hub instances, or a list (1,2,4); clients are spread over them in turn." };
     private static readonly Option<string> TargetOption = new("--target", "-t") { Description = "gateway, baseline or both.", DefaultValueFactory = _ => "both" };
     private static readonly Option<string> SyncOption = new("--sync") { Description = "PostgreSQL's synchronous_commit for both targets' databases: on (a commit waits for its WAL flush) or off.", DefaultValueFactory = _ => "on" };
     private static readonly Option<int?> PrefetchOption = new("--prefetch") { Description = "Worker:PrefetchCount (default: the worker's own)." };
@@ -56,7 +59,7 @@ public static class Cli
             var command = new Command(name, description)
             {
                 ConnectionsOption, RoomSizeOption, RateOption, WindowOption, DurationOption, WarmupOption, DrainOption, DrainLimitOption, WorkersOption,
-                TargetOption, SyncOption, PrefetchOption, ConcurrencyOption, TinyOption, RabbitOption, ManagementOption, PostgresOption, JsonOption, MarkdownOption,
+                HubsOption, TargetOption, SyncOption, PrefetchOption, ConcurrencyOption, TinyOption, RabbitOption, ManagementOption, PostgresOption, JsonOption, MarkdownOption,
                 HeapByTypeOption,
             };
             command.SetAction((parse, token) => RunAsync([name], parse, token));
@@ -142,7 +145,8 @@ public static class Cli
         var warmup = Pick(WarmupOption, d.Warmup);
         var drain = parse.GetValue(DrainOption);
         var drainLimit = parse.GetValue(DrainLimitOption);
-        var workers = single && parse.GetValue(WorkersOption) is { } w ? ParseWorkers(w) : d.Workers;
+        var workers = single && parse.GetValue(WorkersOption) is { } w ? ParseCounts(w, "--workers") : d.Workers;
+        var hubs = single && parse.GetValue(HubsOption) is { } h ? ParseCounts(h, "--hubs") : d.Hubs ?? [1];
 
         if (connections < 1) throw new BenchException("--connections must be at least 1.");
         if (roomSize < 1 || roomSize > connections) throw new BenchException($"--room-size must be between 1 and --connections ({connections}).");
@@ -150,6 +154,7 @@ public static class Cli
         if (window < 1) throw new BenchException("--window must be at least 1.");
         if (duration < 0 || warmup < 0 || drain <= 0 || drainLimit <= 0) throw new BenchException("--duration and --warmup must be 0 or more, --drain-timeout and --drain-limit more than 0.");
         if (scenario != "idle" && duration <= 0) throw new BenchException("--duration must be more than 0.");
+        if (scenario == "idle" && hubs is not [1]) throw new BenchException("idle measures one hub's memory: --hubs 1.");
         if (scenario == "swap" && workers[0] < 2) throw new BenchException("swap needs --workers 2 or more: one keeps working while the other is replaced.");
 
         var targets = parse.GetValue(TargetOption) switch
@@ -175,6 +180,7 @@ public static class Cli
             new LoadPlan(connections, roomSize, rate, window, TimeSpan.FromSeconds(duration), TimeSpan.FromSeconds(warmup), TimeSpan.FromSeconds(drain), TimeSpan.FromSeconds(drainLimit)),
             workers,
             targets,
+            hubs,
             new ServiceSettings(sync, parse.GetValue(PrefetchOption), parse.GetValue(ConcurrencyOption)),
             HeapByType: single && scenario == "idle" && parse.GetValue(HeapByTypeOption));
     }
@@ -202,15 +208,15 @@ public static class Cli
         }
     }
 
-    private static int[] ParseWorkers(string text)
+    private static int[] ParseCounts(string text, string option)
     {
         var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var counts = new int[parts.Length];
         for (var i = 0; i < parts.Length; i++)
         {
             if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out counts[i]) || counts[i] < 1 || counts[i] > 32)
-                throw new BenchException($"--workers must be a number 1-32 or a list such as 1,2,4; '{text}' is not.");
+                throw new BenchException($"{option} must be a number 1-32 or a list such as 1,2,4; '{text}' is not.");
         }
-        return counts.Length > 0 ? counts : throw new BenchException("--workers must name at least one count.");
+        return counts.Length > 0 ? counts : throw new BenchException($"{option} must name at least one count.");
     }
 }

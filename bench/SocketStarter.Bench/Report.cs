@@ -19,9 +19,15 @@ public static class Report
 
     public static void PrintRun(RunResult r)
     {
-        Console.WriteLine($"--- {r.Scenario} / {r.Target}{(r.Workers > 0 ? $" / {r.Workers} worker(s)" : "")}: {r.WallSeconds} s, load average {r.LoadAverageBefore} -> {r.LoadAverageAfter}");
+        Console.WriteLine($"--- {r.Scenario} / {r.Target}{(r.Workers > 0 ? $" / {r.Workers} worker(s)" : "")}{(r.Hubs > 1 ? $" / {r.Hubs} hubs" : "")}: {r.WallSeconds} s, load average {r.LoadAverageBefore} -> {r.LoadAverageAfter}");
         if (r.Timing is { } t)
             Console.WriteLine(HopTable(r, t));
+        if (r.Cpu is { Count: > 0 } cpu)
+        {
+            Console.WriteLine("    CPU in the measured window           processes   CPU s   µs/accepted   µs/delivered");
+            foreach (var c in cpu)
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    {c.Group,-36} {c.Processes,9} {c.Seconds,7:0.00} {c.MicrosPerAccepted,13:0.0} {c.MicrosPerDelivered,14:0.0}"));
+        }
     }
 
     /// <summary>The run's latency budget: the clients' means, then each hop's mean and median.</summary>
@@ -83,14 +89,14 @@ public static class Report
     {
         var rows = new List<string[]>
         {
-            new[] { "scenario", "target", "W", "conns", "room", "rate/s", "accepted/s", "delivered/s", "sustained/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "missing", "errors", "load avg" },
+            new[] { "scenario", "target", "W", "H", "conns", "room", "rate/s", "accepted/s", "delivered/s", "sustained/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "missing", "errors", "load avg" },
         };
         foreach (var s in results)
         {
             foreach (var r in s.Runs.Where(r => r.Idle is null))
             {
                 rows.Add([
-                    r.Scenario, r.Target, r.Workers > 0 ? N(r.Workers) : "-", N(r.Connections), N(r.RoomSize),
+                    r.Scenario, r.Target, r.Workers > 0 ? N(r.Workers) : "-", N(r.Hubs), N(r.Connections), N(r.RoomSize),
                     r.TargetRate > 0 ? N(r.TargetRate) : "max", N(r.AcceptedPerSecond), N(r.DeliveredPerSecond), N(r.SustainedDeliveriesPerSecond),
                     F(r.LatencyMs.P50), F(r.LatencyMs.P90), F(r.LatencyMs.P99), F(r.LatencyMs.P999), F(r.LatencyMs.Max),
                     N(r.Missing), Errors(r), r.LoadAverageBefore.Split(' ')[0] + "→" + r.LoadAverageAfter.Split(' ')[0],
@@ -130,6 +136,23 @@ public static class Report
                 typeRows.Add(["(other types)", "", N(h.OtherBytesPerConnection)]);
                 extra.AppendLine(Render(typeRows, markdown));
             }
+        }
+
+        var withCpu = results.SelectMany(s => s.Runs).Where(r => r.Cpu is { Count: > 0 }).ToList();
+        if (withCpu.Count > 0)
+        {
+            // One column per group that any run had, in a fixed order.
+            string[] order = ["hubs", "workers", "baseline", "broker", "database", "load generator"];
+            var groups = order.Where(g => withCpu.Any(r => r.Cpu!.Any(c => c.Group == g))).ToList();
+            extra.AppendLine().AppendLine("CPU per accepted message in the measured window, µs (user + system time from /proc; a group is its processes and their children; per delivered message in brackets):").AppendLine();
+            var cpuRows = new List<string[]> { (string[])["scenario", "target", "W", "H", .. groups, "all but the load generator"] };
+            cpuRows.AddRange(withCpu.Select(r =>
+            {
+                string Cell(string g) => r.Cpu!.FirstOrDefault(c => c.Group == g) is { MicrosPerAccepted: { } a } c ? $"{N(a)} ({F(c.MicrosPerDelivered ?? 0)})" : "-";
+                var total = r.Cpu!.Where(c => c.Group != "load generator").Sum(c => c.MicrosPerAccepted ?? 0);
+                return (string[])[r.Scenario, r.Target, r.Workers > 0 ? N(r.Workers) : "-", N(r.Hubs), .. groups.Select(Cell), N(total)];
+            }));
+            extra.AppendLine(Render(cpuRows, markdown));
         }
 
         var swaps = results.SelectMany(s => s.Runs).Where(r => r.Swap is not null).ToList();

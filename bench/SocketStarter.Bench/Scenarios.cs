@@ -10,6 +10,7 @@ public sealed record ScenarioSettings(
     LoadPlan Plan,
     IReadOnlyList<int> Workers,
     IReadOnlyList<string> Targets,
+    IReadOnlyList<int> Hubs,
     ServiceSettings Services,
     bool HeapByType = false);
 
@@ -22,28 +23,37 @@ public sealed class ScenarioRunner(Broker broker, Database database, string runD
         foreach (var targetName in settings.Targets)
         {
             var workerCounts = targetName == "gateway" ? settings.Workers : [0];
+            var hubCounts = targetName == "gateway" ? settings.Hubs : [1];
             foreach (var workers in workerCounts)
             {
-                Console.WriteLine();
-                Console.WriteLine($"=== {settings.Scenario} on {targetName}{(workers > 0 ? $" with {workers} worker(s)" : "")}");
-                runs.Add(await RunOnceAsync(settings, targetName, workers, cancellationToken));
-                Report.PrintRun(runs[^1]);
+                foreach (var hubs in hubCounts)
+                {
+                    Console.WriteLine();
+                    Console.WriteLine($"=== {settings.Scenario} on {targetName}{(workers > 0 ? $" with {workers} worker(s)" : "")}{(hubs > 1 ? $" and {hubs} hub instances" : "")}");
+                    runs.Add(await RunOnceAsync(settings, targetName, workers, hubs, cancellationToken));
+                    Report.PrintRun(runs[^1]);
+                }
             }
         }
         return new ScenarioResult(settings.Scenario, Machine.Describe(), runs, Ratios.Of(runs));
     }
 
-    private async Task<RunResult> RunOnceAsync(ScenarioSettings settings, string targetName, int workers, CancellationToken cancellationToken)
+    private async Task<RunResult> RunOnceAsync(ScenarioSettings settings, string targetName, int workers, int hubs, CancellationToken cancellationToken)
     {
         var loadBefore = Machine.LoadAverage();
         var clock = Stopwatch.StartNew();
         await using ITarget target = targetName == "gateway"
-            ? await GatewayTarget.StartAsync(broker, database, workers, settings.Services, runDirectory, cancellationToken)
+            ? await GatewayTarget.StartAsync(broker, database, workers, settings.Services, runDirectory, cancellationToken, hubs)
             : await BaselineTarget.StartAsync(database, settings.Services, runDirectory, cancellationToken);
 
         var stats = new Stats();
-        var label = $"{settings.Scenario}/{target.Name}{(workers > 0 ? $"/{workers}w" : "")}";
-        var load = new LoadRun(target, settings.Plan, label, stats);
+        var label = $"{settings.Scenario}/{target.Name}{(workers > 0 ? $"/{workers}w" : "")}{(hubs > 1 ? $"/{hubs}h" : "")}";
+        var markers = new Dictionary<string, string>();
+        if (broker.ProcessMarker is { } brokerMarker && target.WorkerCount > 0)
+            markers["broker"] = brokerMarker;
+        if (database.ProcessMarker is { } databaseMarker)
+            markers["database"] = databaseMarker;
+        var load = new LoadRun(target, settings.Plan, label, stats, new CpuSampler(() => target.Services, markers));
         Memory? before = null, after = null;
         HeapByType? heapByType = null;
         SwapResult? swap = null;
@@ -126,7 +136,9 @@ public sealed class ScenarioRunner(Broker broker, Database database, string runD
             Math.Round(clock.Elapsed.TotalSeconds, 1),
             loadBefore,
             Machine.LoadAverage(),
-            Timing.Of(stats, load.Hops));
+            Timing.Of(stats, load.Hops),
+            hubs,
+            load.Cpu);
     }
 }
 
@@ -158,7 +170,9 @@ public sealed record RunResult(
     double WallSeconds,
     string LoadAverageBefore,
     string LoadAverageAfter,
-    Timing? Timing = null);
+    Timing? Timing = null,
+    int Hubs = 1,
+    IReadOnlyList<Load.CpuUse>? Cpu = null);
 
 /// <summary>
 /// The latency budget of a run: means over the measured sends from the clients (send to each

@@ -10,7 +10,7 @@ namespace SocketStarter.Bench.Load;
 public sealed record LoadPlan(int Connections, int RoomSize, double Rate, int Window, TimeSpan Duration, TimeSpan Warmup, TimeSpan DrainTimeout, TimeSpan DrainLimit);
 
 /// <summary>Connects the clients, signs them in, puts them in rooms, talks, then waits for every delivery.</summary>
-public sealed class LoadRun(ITarget target, LoadPlan plan, string label, Stats stats)
+public sealed class LoadRun(ITarget target, LoadPlan plan, string label, Stats stats, CpuSampler? cpu = null)
 {
     /// <summary>Sends one connection may have in flight at a fixed rate before more count as not sent.</summary>
     private const int MaxInFlightPerSender = 64;
@@ -27,6 +27,9 @@ public sealed class LoadRun(ITarget target, LoadPlan plan, string label, Stats s
     public IReadOnlyList<Hop> Hops { get; private set; } = [];
     public int ConnectFailures { get; private set; }
 
+    /// <summary>CPU of each group of processes in the measured window (empty for idle, or off Linux).</summary>
+    public IReadOnlyList<CpuUse> Cpu { get; private set; } = [];
+
     /// <summary>Opens the connections, <paramref name="join"/>ing each into its room when asked.</summary>
     public async Task ConnectAsync(bool join, CancellationToken cancellationToken)
     {
@@ -39,7 +42,8 @@ public sealed class LoadRun(ITarget target, LoadPlan plan, string label, Stats s
             await gate.WaitAsync(cancellationToken);
             try
             {
-                var client = await BenchClient.ConnectAsync(target.HubUrl, stats, cancellationToken);
+                // Spread over the target's hub instances in turn: a room's members sit on every instance.
+                var client = await BenchClient.ConnectAsync(target.HubUrls[i % target.HubUrls.Count], stats, cancellationToken);
                 clients[i] = client;
                 lock (_clients)
                     _clients.Add(client);
@@ -84,11 +88,14 @@ public sealed class LoadRun(ITarget target, LoadPlan plan, string label, Stats s
             await Task.Delay(plan.Warmup, stop.Token);
             var hops = new HopProbe([.. target.Services.Select(s => s.BaseAddress)]);
             await hops.StartAsync();
+            var cpuBefore = cpu?.Take();
             stats.StartMeasuring();
             var measuredFrom = clock.Elapsed;
             await Task.Delay(plan.Duration, stop.Token);
             stats.StopMeasuring();
             MeasuredFor = clock.Elapsed - measuredFrom;
+            if (cpu is not null && cpuBefore is not null)
+                Cpu = CpuSampler.Between(cpuBefore, cpu.Take(), stats.AcceptedInMeasure, stats.DeliveredInMeasure);
             Hops = await hops.StopAsync();
         }, stop.Token);
 

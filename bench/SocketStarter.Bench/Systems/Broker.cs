@@ -15,9 +15,10 @@ public sealed class Broker : IAsyncDisposable
     private readonly HttpClient _management;
     private readonly Func<Task> _stop;
 
-    private Broker(Uri amqp, Uri management, Func<Task> stop)
+    private Broker(Uri amqp, Uri management, Func<Task> stop, string? processMarker = null)
     {
         Amqp = amqp;
+        ProcessMarker = processMarker;
         _stop = stop;
         var credentials = Uri.UnescapeDataString(management.UserInfo is { Length: > 0 } u ? u : amqp.UserInfo);
         _management = new HttpClient { BaseAddress = new Uri(management.GetLeftPart(UriPartial.Authority) + "/api/"), Timeout = TimeSpan.FromSeconds(30) };
@@ -25,6 +26,9 @@ public sealed class Broker : IAsyncDisposable
     }
 
     public Uri Amqp { get; }
+
+    /// <summary>What the private node's command line contains (its folder), to count its CPU; null for a given broker.</summary>
+    public string? ProcessMarker { get; }
 
     public static async Task<Broker> StartAsync(Uri? given, Uri? givenManagement, string runDirectory)
     {
@@ -44,7 +48,7 @@ public sealed class Broker : IAsyncDisposable
             try { Directory.Delete(Path.Combine(directory, "mnesia"), recursive: true); }
             catch (IOException) { }
             catch (UnauthorizedAccessException) { }
-        });
+        }, directory);
     }
 
     public async Task<Uri> CreateVirtualHostAsync(string name)

@@ -13,14 +13,18 @@ public sealed class Database : IAsyncDisposable
 {
     private readonly Func<Task> _stop;
 
-    private Database(string adminConnectionString, Func<Task> stop)
+    private Database(string adminConnectionString, Func<Task> stop, string? processMarker = null)
     {
+        ProcessMarker = processMarker;
         AdminConnectionString = new NpgsqlConnectionStringBuilder(adminConnectionString) { Database = "postgres", Pooling = false }.ConnectionString;
         _stop = stop;
     }
 
     /// <summary>A superuser on database <c>postgres</c>, in Npgsql's key=value form.</summary>
     public string AdminConnectionString { get; }
+
+    /// <summary>What the private cluster's postmaster has on its command line (its folder), to count its CPU with its backends'; null for a given database.</summary>
+    public string? ProcessMarker { get; }
 
     /// <param name="given">A <c>postgresql://</c> URI or an Npgsql connection string; null for a private cluster.</param>
     public static async Task<Database> StartAsync(string? given, string runDirectory)
@@ -50,7 +54,7 @@ public sealed class Database : IAsyncDisposable
         try
         {
             var lines = await NodeScriptAsync("start", directory);
-            return new Database(ToConnectionString(lines["POSTGRES_URI"]), StopAsync);
+            return new Database(ToConnectionString(lines["POSTGRES_URI"]), StopAsync, directory);
         }
         catch
         {

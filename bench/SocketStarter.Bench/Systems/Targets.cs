@@ -8,6 +8,9 @@ public interface ITarget : IAsyncDisposable
     string Name { get; }
     Uri HubUrl { get; }
     Service Hub { get; }
+
+    /// <summary>Every hub instance's URL: the gateway may run several behind no balancer; clients are spread over them.</summary>
+    IReadOnlyList<Uri> HubUrls { get; }
     int WorkerCount { get; }
 
     /// <summary>Every process of the target, for their <c>/metrics</c> (the hop table).</summary>
@@ -40,13 +43,16 @@ public sealed class GatewayTarget : ITarget
         _logs = logs;
     }
 
-    public string Name => "gateway";
-    public Uri HubUrl => new(Hub.BaseAddress, "hub");
-    public Service Hub { get; private set; } = null!;
-    public int WorkerCount => _workers.Count;
-    public IEnumerable<Service> Services => [Hub, .. _workers];
+    private readonly List<Service> _hubs = [];
 
-    public static async Task<GatewayTarget> StartAsync(Broker broker, Database database, int workers, ServiceSettings settings, string runDirectory, CancellationToken cancellationToken)
+    public string Name => "gateway";
+    public Uri HubUrl => HubUrls[0];
+    public Service Hub => _hubs[0];
+    public IReadOnlyList<Uri> HubUrls => [.. _hubs.Select(h => new Uri(h.BaseAddress, "hub"))];
+    public int WorkerCount => _workers.Count;
+    public IEnumerable<Service> Services => [.. _hubs, .. _workers];
+
+    public static async Task<GatewayTarget> StartAsync(Broker broker, Database database, int workers, ServiceSettings settings, string runDirectory, CancellationToken cancellationToken, int hubs = 1)
     {
         // One name for the run's virtual host, database and log folder.
         var vhost = $"bench-{Guid.NewGuid():N}";
@@ -67,14 +73,16 @@ public sealed class GatewayTarget : ITarget
             workerSettings["ConnectionStrings:postgres"] = await database.CreateDatabaseAsync(vhost, settings.SynchronousCommit);
             // Workers first: they declare the queue the hub sends to. Started together: each takes seconds.
             target._workers.AddRange(await Task.WhenAll(Enumerable.Range(1, workers).Select(target.StartWorkerAsync)));
-            target.Hub = await Service.StartAsync("hub", Repository.Binary("Hub.Front"),
-                new Dictionary<string, string>
-                {
-                    ["ConnectionStrings:rabbitmq"] = amqp.ToString(),
-                    // Every simulated user connects from this one address; the per-address limit is
-                    // for abuse, not load. The per-connection event rate keeps its default.
-                    ["Limits:MaxConnectionsPerAddress"] = "1000000",
-                }, logs, cancellationToken);
+            var hubSettings = new Dictionary<string, string>
+            {
+                ["ConnectionStrings:rabbitmq"] = amqp.ToString(),
+                // Every simulated user connects from this one address; the per-address limit is
+                // for abuse, not load. The per-connection event rate keeps its default.
+                ["Limits:MaxConnectionsPerAddress"] = "1000000",
+            };
+            // One after the other, so that a hub that fails to start leaves the others to be stopped.
+            for (var n = 1; n <= hubs; n++)
+                target._hubs.Add(await Service.StartAsync(n == 1 ? "hub" : $"hub-{n}", Repository.Binary("Hub.Front"), hubSettings, logs, cancellationToken));
             return target;
         }
         catch
@@ -97,9 +105,9 @@ public sealed class GatewayTarget : ITarget
 
     public async ValueTask DisposeAsync()
     {
-        // The hub first: its clients' disconnects are the last events the workers apply.
-        if (Hub is not null)
-            await Hub.DisposeAsync();
+        // The hubs first: their clients' disconnects are the last events the workers apply.
+        foreach (var hub in _hubs)
+            await hub.DisposeAsync();
         foreach (var worker in _workers)
             await worker.DisposeAsync();
         await _broker.DeleteVirtualHostAsync(_vhost);
@@ -121,6 +129,7 @@ public sealed class BaselineTarget : ITarget
 
     public string Name => "baseline";
     public Uri HubUrl => new(Hub.BaseAddress, "hub");
+    public IReadOnlyList<Uri> HubUrls => [HubUrl];
     public Service Hub { get; private set; } = null!;
     public int WorkerCount => 0;
     public IEnumerable<Service> Services => [Hub];
