@@ -248,6 +248,23 @@ public sealed partial class UpstreamEventProcessor(
         }
     }
 
+    // Per connection, the last applied seq at which an event's wait in place for its predecessor
+    // ran out: a later event finding the same gap goes round at once. Stale once the connection
+    // moves on (the gap is another); bounded like _finished.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _stalled = new();
+
+    /// <summary>True when an event of this connection already waited in vain for the seq after <paramref name="lastApplied"/>.</summary>
+    public bool StalledAt(string connectionId, long lastApplied) =>
+        _stalled.TryGetValue(connectionId, out var seq) && seq == lastApplied;
+
+    /// <summary>Remembers that a wait in place for the seq after <paramref name="lastApplied"/> ran out.</summary>
+    public void MarkStalled(string connectionId, long lastApplied)
+    {
+        if (_stalled.Count > FinishedCapacity)
+            _stalled.Clear();
+        _stalled[connectionId] = lastApplied;
+    }
+
     // The last seq of each connection that finished in this process: tells a predecessor applied
     // here from one applied elsewhere. Bounded: forgotten wholesale now and then (only a metric's
     // classification depends on it).

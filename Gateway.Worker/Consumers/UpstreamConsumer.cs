@@ -29,10 +29,14 @@ public sealed partial class UpstreamConsumer(
     // applied right now), then pauses that grow, so a long wait does not spin.
     private const int ImmediateAttempts = 3;
     // In place, an event waits this long without any progress of its connection before it goes to
-    // the back of the queue. Going round is costly under a backlog (every later event of the
-    // connection follows it); measured with 4 workers on 2 cores, 1 s sent most waiting events
-    // round and the backlog never drained, 5 s kept them in place (bench/RESULTS.md).
-    private static readonly TimeSpan TurnWait = TimeSpan.FromSeconds(5);
+    // the back of the queue. With shards, a predecessor that is neither in this worker nor being
+    // finished by the shard's previous owner (which shows as progress) is behind it in the queue:
+    // a handoff returned it there, and only going round lets it through. Once one event of the
+    // connection has waited this long for a predecessor, its successors waiting for the same one go
+    // round at once (UpstreamEventProcessor.StalledAt): they reach their turn one after the other,
+    // and each waiting in turn cost 100 events queued ahead of their predecessor 5 s each (spec
+    // Events_out_of_order).
+    private static readonly TimeSpan TurnWait = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan FirstPause = TimeSpan.FromMilliseconds(5);
     private static readonly TimeSpan LongestPause = TimeSpan.FromMilliseconds(200);
 
@@ -120,13 +124,18 @@ public sealed partial class UpstreamConsumer(
             // holds no lock; the predecessor runs meanwhile). A copy that already went round goes
             // straight on to the queue.
             LogOutOfTurn(upstream.ConnectionId, upstream.Seq, context.ReceiveContext.Redelivered, gap.Message);
-            if (ReadHeader(context, WaitAttemptHeader) is null && await WaitInPlaceAsync(context, upstream, apply) is { Done: true } waited)
+            if (ReadHeader(context, WaitAttemptHeader) is null && !processor.StalledAt(upstream.ConnectionId, gap.LastApplied))
             {
-                if (waited.OnlyInProcess)
-                    metrics.OvertookInProcess();
-                else
-                    metrics.WaitedInPlace();
-                return;
+                if (await WaitInPlaceAsync(context, upstream, apply) is { Done: true } waited)
+                {
+                    if (waited.OnlyInProcess)
+                        metrics.OvertookInProcess();
+                    else
+                        metrics.WaitedInPlace();
+                    return;
+                }
+                // The predecessor is not coming soon: the successors behind this one here need not wait for it too.
+                processor.MarkStalled(upstream.ConnectionId, gap.LastApplied);
             }
 
             if (await WaitForPredecessorAsync(context, gap))

@@ -105,6 +105,53 @@ public sealed class Events_out_of_order
     }
 
     [Test]
+    public async Task A_predecessor_queued_behind_more_events_than_the_worker_holds_is_reached_and_all_arrive_in_order()
+    {
+        // What a handoff can leave: the event the old owner had taken and not finished goes back
+        // to the shard queue behind its successors (seen after SIGTERM: seq 47-51 delivered to the
+        // next owner before 46). With 16 in flight, the first 16 successors wait for an event they
+        // hold the slots of; they must give the slots up and go round, or the shard stands still.
+        await using var system = await TestSystem.CreateAsync();
+        var hub = await system.StartHubAsync();
+        var worker = await system.StartWorkerAsync();
+        var ada = await system.ConnectAsAsync(hub, "Ada", "behind");
+        var next = await ada.SendAsync("say", new { room = "behind", text = "m0" }) + 1;
+        await ada.WaitForAsync("message", p => p.GetProperty("text").GetString() == "m0");
+
+        const int count = 100;
+        await system.StopAsync(worker);
+        var bus = Bus.Factory.CreateUsingRabbitMq(cfg => cfg.Host(system.BrokerUri));
+        await bus.StartAsync();
+        try
+        {
+            var endpoint = await bus.GetSendEndpoint(TestSystem.UpstreamAddress);
+            // m2 … m100 first, then m1, their predecessor.
+            foreach (var i in Enumerable.Range(2, count - 1).Append(1))
+            {
+                await endpoint.Send(new ClientMessage
+                {
+                    ConnectionId = ada.ConnectionId,
+                    HubInstanceId = "test",
+                    Seq = next + i - 1,
+                    Type = "say",
+                    Payload = System.Text.Json.JsonSerializer.SerializeToElement(new { room = "behind", text = $"m{i}" }),
+                    ReceivedAt = DateTimeOffset.UtcNow,
+                }, TestSystem.RoutedBy(ada.ConnectionId));
+            }
+        }
+        finally
+        {
+            await bus.StopAsync();
+        }
+
+        await system.StartWorkerAsync();
+        await Wait.UntilAsync(() => ada.Messages("behind").Count >= count + 1, $"all {count + 1} messages arrived (has {ada.Messages("behind").Count})");
+        await Wait.UntilAsync(async () => await system.UpstreamDepthAsync() == (0, 0), "no copy is left waiting in the queue");
+
+        Assert.That(ada.Messages("behind").Select(m => m.Text), Is.EqualTo(Enumerable.Range(0, count + 1).Select(i => $"m{i}")));
+    }
+
+    [Test]
     public async Task A_predecessor_missing_past_the_wait_limit_is_given_up_and_reported_when_it_turns_up()
     {
         await using var system = await TestSystem.CreateAsync();
