@@ -88,7 +88,8 @@ public sealed class CpuSampler(Func<IEnumerable<Service>> services, IReadOnlyDic
     /// <summary>
     /// What each group used between two snapshots, per accepted and per delivered message: per
     /// process, so that one that ended in the window takes nothing away and one that started in it
-    /// counts from its start.
+    /// counts from its start. (A replaced worker's time in the window before it stopped is therefore
+    /// left out: the swap scenario's CPU table is low by that much.)
     /// </summary>
     public static IReadOnlyList<CpuUse> Between(Dictionary<int, (string Group, long Ticks, bool Root)> before, Dictionary<int, (string Group, long Ticks, bool Root)> after, long accepted, long delivered)
     {
@@ -96,7 +97,9 @@ public sealed class CpuSampler(Func<IEnumerable<Service>> services, IReadOnlyDic
         foreach (var g in after.GroupBy(p => p.Value.Group).OrderBy(g => g.Key, StringComparer.Ordinal))
         {
             var ticks = g.Sum(p => p.Value.Ticks - (before.TryGetValue(p.Key, out var b) && b.Ticks <= p.Value.Ticks ? b.Ticks : 0));
-            var processes = g.Count(p => p.Value.Root);
+            // The services that ran in the window: a worker replaced in it counts with its successor.
+            var processes = g.Where(p => p.Value.Root).Select(p => p.Key)
+                .Union(before.Where(p => p.Value.Root && p.Value.Group == g.Key).Select(p => p.Key)).Count();
             var seconds = ticks / TicksPerSecond;
             uses.Add(new CpuUse(g.Key, processes, Math.Round(seconds, 2),
                 accepted > 0 ? Math.Round(seconds * 1e6 / accepted, 1) : null,

@@ -99,13 +99,24 @@ public sealed class LoadRun(ITarget target, LoadPlan plan, string label, Stats s
             Hops = await hops.StopAsync();
         }, stop.Token);
 
-        if (plan.Rate > 0)
-            await PacedAsync(clock, measure, stop.Token);
-        else
-            await FlatOutAsync(measure, stop.Token);
-        await measure;
-
-        await AwaitSendsAsync();
+        try
+        {
+            if (plan.Rate > 0)
+                await PacedAsync(clock, measure, stop.Token);
+            else
+                await FlatOutAsync(measure, stop.Token);
+            await measure;
+            await AwaitSendsAsync();
+        }
+        catch
+        {
+            // The side task (a worker being replaced) must be over before the target is stopped,
+            // or what it starts outlives the run.
+            await stop.CancelAsync();
+            try { await sideTask; }
+            catch (Exception) { }
+            throw;
+        }
         await sideTask;
         await DrainAsync(cancellationToken);
     }

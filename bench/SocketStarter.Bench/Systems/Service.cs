@@ -9,11 +9,13 @@ namespace SocketStarter.Bench.Systems;
 public sealed class Service : IAsyncDisposable
 {
     private readonly Process _process;
+    private bool _disposed;
 
     private Service(string name, Process process, Uri baseAddress, string logFile)
     {
         Name = name;
         _process = process;
+        Pid = process.Id;
         BaseAddress = baseAddress;
         LogFile = logFile;
     }
@@ -21,8 +23,9 @@ public sealed class Service : IAsyncDisposable
     public string Name { get; }
     public Uri BaseAddress { get; }
     public string LogFile { get; }
-    public int Pid => _process.Id;
-    public bool HasExited => _process.HasExited;
+    // Kept from the start: a replaced service is still listed by whoever took the list before the swap.
+    public int Pid { get; }
+    public bool HasExited => _disposed || _process.HasExited;
 
     public static async Task<Service> StartAsync(string name, string dll, IReadOnlyDictionary<string, string> settings, string logDirectory, CancellationToken cancellationToken)
     {
@@ -45,7 +48,16 @@ public sealed class Service : IAsyncDisposable
             start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
 
         var service = new Service(name, Process.Start(start)!, new Uri($"http://127.0.0.1:{port}/"), logFile);
-        await service.WaitReadyAsync(cancellationToken);
+        try
+        {
+            await service.WaitReadyAsync(cancellationToken);
+        }
+        catch
+        {
+            // Not ready (or the run was stopped meanwhile): the process must not outlive the run.
+            await service.DisposeAsync();
+            throw;
+        }
         return service;
     }
 
@@ -104,7 +116,7 @@ public sealed class Service : IAsyncDisposable
     /// <summary>What an orchestrator does to stop a service: SIGTERM, then wait for it to exit.</summary>
     public async Task TerminateAsync(TimeSpan timeout)
     {
-        if (_process.HasExited)
+        if (HasExited)
             return;
         using (var kill = Process.Start("kill", ["-TERM", Pid.ToString(CultureInfo.InvariantCulture)])!)
             await kill.WaitForExitAsync();
@@ -128,7 +140,10 @@ public sealed class Service : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (_disposed)
+            return;
         await TerminateAsync(TimeSpan.FromSeconds(30));
+        _disposed = true;
         _process.Dispose();
     }
 

@@ -72,7 +72,7 @@ public sealed class GatewayTarget : ITarget
         {
             workerSettings["ConnectionStrings:postgres"] = await database.CreateDatabaseAsync(vhost, settings.SynchronousCommit);
             // Workers first: they declare the queue the hub sends to. Started together: each takes seconds.
-            target._workers.AddRange(await Task.WhenAll(Enumerable.Range(1, workers).Select(target.StartWorkerAsync)));
+            target._workers.AddRange(await Task.WhenAll(Enumerable.Range(1, workers).Select(n => target.StartWorkerAsync(n, cancellationToken))));
             var hubSettings = new Dictionary<string, string>
             {
                 ["ConnectionStrings:rabbitmq"] = amqp.ToString(),
@@ -93,25 +93,34 @@ public sealed class GatewayTarget : ITarget
 
     }
 
-    private Task<Service> StartWorkerAsync(int n) =>
-        Service.StartAsync($"worker-{n}.{Interlocked.Increment(ref _generation)}", Repository.Binary("Chat.Worker"), _workerSettings, _logs, CancellationToken.None);
+    private Task<Service> StartWorkerAsync(int n, CancellationToken cancellationToken) =>
+        Service.StartAsync($"worker-{n}.{Interlocked.Increment(ref _generation)}", Repository.Binary("Chat.Worker"), _workerSettings, _logs, cancellationToken);
 
     public async Task ReplaceWorkerAsync(int index, CancellationToken cancellationToken)
     {
+        // The stopped worker stays listed (as exited) until its successor is ready, so the list
+        // never holds a process the target no longer owns; one that fails to start stops itself.
         await _workers[index].TerminateAsync(TimeSpan.FromSeconds(40));
-        await _workers[index].DisposeAsync();
-        _workers[index] = await StartWorkerAsync(index + 1);
+        var successor = await StartWorkerAsync(index + 1, cancellationToken);
+        var stopped = _workers[index];
+        _workers[index] = successor;
+        await stopped.DisposeAsync();
     }
 
     public async ValueTask DisposeAsync()
     {
-        // The hubs first: their clients' disconnects are the last events the workers apply.
-        foreach (var hub in _hubs)
-            await hub.DisposeAsync();
-        foreach (var worker in _workers)
-            await worker.DisposeAsync();
+        // The hubs first: their clients' disconnects are the last events the workers apply. Every
+        // service is stopped even when one fails to, and the first failure is reported after.
+        var failures = new List<Exception>();
+        foreach (var service in (IEnumerable<Service>)[.. _hubs, .. _workers])
+        {
+            try { await service.DisposeAsync(); }
+            catch (Exception ex) { failures.Add(ex); }
+        }
         await _broker.DeleteVirtualHostAsync(_vhost);
         await _database.DropDatabaseAsync(_vhost);
+        if (failures.Count > 0)
+            throw new AggregateException("Stopping the gateway's services failed", failures);
     }
 }
 
