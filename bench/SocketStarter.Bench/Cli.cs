@@ -19,8 +19,11 @@ public static class Cli
             new(1000, 1000, 10, 1, 10, 5, [2]), new(20, 20, 5, 1, 1, 0, [1])),
         ["saturation"] = ("As many accepted msgs/s as the target takes, with 1, 2 and 4 workers (each connection alone in its room).",
             new(64, 1, 0, 4, 10, 5, [1, 2, 4]), new(4, 1, 0, 2, 1, 0, [1, 2])),
+        // A warm-up of 40 s: in a fresh process the tiered JIT's background thread took about 80% of
+        // the hub's CPU over the first 15 s of load (bench/RESULTS.md, 2026-12-04), and every added
+        // hub instance compiles the same code again, so a short warm-up measures H x the JIT.
         ["hubs"] = ("The rooms load at a rate 2 workers sustain (200 msgs/s) over 1, 2 and 4 hub instances: hub CPU per delivered message as hubs are added.",
-            new(1000, 10, 200, 1, 15, 5, [2], [1, 2, 4]), new(20, 5, 20, 1, 1, 0, [1], [1, 2])),
+            new(1000, 10, 200, 1, 15, 40, [2], [1, 2, 4]), new(20, 5, 20, 1, 1, 0, [1], [1, 2])),
         ["idle"] = ("Connections that only stay open: how many one hub holds and its memory per connection.",
             new(2000, 1, 0, 1, 0, 0, [1]), new(20, 1, 0, 1, 0, 0, [1])),
         ["swap"] = ("Rooms under load while a worker is replaced (SIGTERM, start a new one): latency during the swap.",
