@@ -43,6 +43,7 @@ public sealed partial class ShardBalancer : BackgroundService
     private readonly ConcurrentDictionary<int, HostReceiveEndpointHandle> _held = new();
     private readonly ConcurrentDictionary<int, FaultWatch> _watches = new();
     private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    private readonly SemaphoreSlim _publishing = new(1, 1);
     private readonly Counter<long> _moves;
     private volatile bool _stopping;
     // Since when this worker's heartbeats have reached the broker without a failure; null while they fail.
@@ -94,8 +95,12 @@ public sealed partial class ShardBalancer : BackgroundService
     {
         await PublishAsync(stoppingToken);
         _brokerUpSince = _time.GetUtcNow();
+        // Heartbeats on their own clock: a round waits on the broker (a take for its consumer, up to
+        // ReadyWait; a release for the shard's events in flight), which can be longer than
+        // Worker:PeerTimeout, and a worker that said nothing meanwhile would be declared dead by its
+        // peers, who would take its shards and move them again once it is heard.
+        var heartbeats = BeatAsync(stoppingToken);
         await Task.Delay(JoinWait, _time, stoppingToken);
-        var lastSent = _time.GetTimestamp();
         while (!stoppingToken.IsCancellationRequested)
         {
             var changed = false;
@@ -108,16 +113,14 @@ public sealed partial class ShardBalancer : BackgroundService
                 LogRebalanceFailed(ex);
             }
 
-            var answerNewPeer = false;
-            if (changed || _time.GetElapsedTime(lastSent) >= _options.PeerHeartbeatInterval)
-            {
+            // What changed is told at once, not at the next beat.
+            if (changed)
                 await TryPublishAsync(stoppingToken);
-                lastSent = _time.GetTimestamp();
-            }
 
-            // Until the next heartbeat is due or a peer says something.
+            // Until the next round is due or a peer says something.
             using var tick = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
             tick.CancelAfter(_options.PeerHeartbeatInterval / 4);
+            var answerNewPeer = false;
             try
             {
                 answerNewPeer = await _wake.Reader.ReadAsync(tick.Token);
@@ -126,10 +129,22 @@ public sealed partial class ShardBalancer : BackgroundService
             {
             }
             if (answerNewPeer)
-            {
                 await TryPublishAsync(stoppingToken);
-                lastSent = _time.GetTimestamp();
-            }
+        }
+        await heartbeats;
+    }
+
+    /// <summary>Says what this worker holds every <c>Worker:PeerHeartbeatInterval</c>, whatever a round is waiting for.</summary>
+    private async Task BeatAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(_options.PeerHeartbeatInterval, _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+                await TryPublishAsync(stoppingToken);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
         }
     }
 
@@ -270,6 +285,8 @@ public sealed partial class ShardBalancer : BackgroundService
 
     private async Task TryPublishAsync(CancellationToken cancellationToken)
     {
+        // One at a time, each taking the snapshot of its moment: peers hear what is held in order.
+        await _publishing.WaitAsync(cancellationToken);
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -282,6 +299,10 @@ public sealed partial class ShardBalancer : BackgroundService
             // The broker is away: the others stop hearing this worker; its shards' consumers are gone with the connection too.
             _brokerUpSince = null;
             LogHeartbeatFailed(ex.Message);
+        }
+        finally
+        {
+            _publishing.Release();
         }
     }
 
