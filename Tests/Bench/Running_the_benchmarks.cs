@@ -22,9 +22,11 @@ public sealed class Running_the_benchmarks
     [TestCase("saturation")]
     [TestCase("swap")]
     [TestCase("hubs")]
-    public async Task Delivers_every_message_of_a_tiny_run(string scenario)
+    [TestCase("saturation", "--closed-loop")]
+    [TestCase("hubs", "--placement", "room")]
+    public async Task Delivers_every_message_of_a_tiny_run(string scenario, params string[] flags)
     {
-        var runs = await RunAsync(scenario);
+        var runs = await RunAsync(scenario, flags);
 
         Assert.That(runs.Select(r => r.GetProperty("target").GetString()),
             scenario == "swap" ? Is.EqualTo(new[] { "gateway" }) : Does.Contain("gateway").And.Contain("baseline"));
@@ -87,19 +89,21 @@ public sealed class Running_the_benchmarks
         }
     }
 
-    [Test]
-    public async Task Refuses_bad_flags_with_a_message_naming_them()
+    [TestCase("--room-size must be between 1 and --connections (10)", "rooms", "--room-size", "50", "--connections", "10")]
+    [TestCase("--placement must be turn or room, not 'nearest'", "hubs", "--placement", "nearest")]
+    [TestCase("--closed-loop is for --rate 0", "rooms", "--closed-loop", "--rate", "5")]
+    public async Task Refuses_bad_flags_with_a_message_naming_them(string error, params string[] flags)
     {
-        var (exitCode, output) = await StartBenchAsync(["rooms", "--room-size", "50", "--connections", "10", "--tiny"]);
+        var (exitCode, output) = await StartBenchAsync([.. flags, "--tiny"]);
 
         Assert.Multiple(() =>
         {
             Assert.That(exitCode, Is.EqualTo(2));
-            Assert.That(output, Does.Contain("--room-size must be between 1 and --connections (10)"));
+            Assert.That(output, Does.Contain(error));
         });
     }
 
-    private static async Task<List<JsonElement>> RunAsync(string scenario)
+    private static async Task<List<JsonElement>> RunAsync(string scenario, params string[] flags)
     {
         var json = Path.Combine(Path.GetTempPath(), $"socketstarter-bench-{Guid.NewGuid():N}.json");
         try
@@ -107,7 +111,7 @@ public sealed class Running_the_benchmarks
             // A pause in deliveries is not a loss: with 2 competing workers, one connection's events
             // can circle the queue waiting for each other for many seconds (bench/RESULTS.md), so
             // only the run's drain limit (60 s) ends the wait, and what is left counts as missing.
-            var (exitCode, output) = await StartBenchAsync([scenario, "--tiny", "--drain-timeout", "60", "--json", json,
+            var (exitCode, output) = await StartBenchAsync([scenario, .. flags, "--tiny", "--drain-timeout", "60", "--json", json,
                 "--rabbitmq", TestRun.Broker.Amqp.ToString(), "--rabbitmq-management", TestRun.Broker.Management.ToString(),
                 "--postgres", TestRun.Database.AdminConnectionString]);
             Assert.That(exitCode, Is.Zero, output);

@@ -37,11 +37,13 @@ public static class Cli
     private static readonly Option<double?> RateOption = new("--rate", "-r") { Description = "Total say messages per second; 0 = as fast as the target accepts." };
     private static readonly Option<int?> WindowOption = new("--window") { Description = "Sends each connection keeps in flight at rate 0." };
     private static readonly Option<double?> DurationOption = new("--duration", "-d") { Description = "Seconds measured (after the warm-up)." };
+    private static readonly Option<bool> ClosedLoopOption = new("--closed-loop") { Description = "At --rate 0: each of a connection's --window sends waits for its message to come back (the rate is what the target applies, and no backlog builds), not only for the hub's answer." };
     private static readonly Option<double?> WarmupOption = new("--warmup") { Description = "Seconds of load before measuring." };
     private static readonly Option<double> DrainOption = new("--drain-timeout") { Description = "Seconds without a new delivery before undelivered messages count as missing.", DefaultValueFactory = _ => 15 };
     private static readonly Option<double> DrainLimitOption = new("--drain-limit") { Description = "Seconds the run waits at most for the backlog after the load stops; what is left counts as missing.", DefaultValueFactory = _ => 60 };
     private static readonly Option<string?> WorkersOption = new("--workers", "-w") { Description = "Gateway workers, or a list for saturation (1,2,4)." };
-    private static readonly Option<string?> HubsOption = new("--hubs", "-H") { Description = "Gateway hub instances, or a list (1,2,4); clients are spread over them in turn." };
+    private static readonly Option<string?> HubsOption = new("--hubs", "-H") { Description = "Gateway hub instances, or a list (1,2,4); clients are spread over them as --placement says." };
+    private static readonly Option<string> PlacementOption = new("--placement") { Description = "With several hub instances: turn (connection i on instance i mod H, as a round-robin load balancer does) or room (a room's members on one instance).", DefaultValueFactory = _ => "turn" };
     private static readonly Option<string> TargetOption = new("--target", "-t") { Description = "gateway, baseline or both.", DefaultValueFactory = _ => "both" };
     private static readonly Option<string> SyncOption = new("--sync") { Description = "PostgreSQL's synchronous_commit for both targets' databases: on (a commit waits for its WAL flush) or off.", DefaultValueFactory = _ => "on" };
     private static readonly Option<int?> PrefetchOption = new("--prefetch") { Description = "Worker:PrefetchCount (default: the worker's own)." };
@@ -61,8 +63,8 @@ public static class Cli
         {
             var command = new Command(name, description)
             {
-                ConnectionsOption, RoomSizeOption, RateOption, WindowOption, DurationOption, WarmupOption, DrainOption, DrainLimitOption, WorkersOption,
-                HubsOption, TargetOption, SyncOption, PrefetchOption, ConcurrencyOption, TinyOption, RabbitOption, ManagementOption, PostgresOption, JsonOption, MarkdownOption,
+                ConnectionsOption, RoomSizeOption, RateOption, WindowOption, ClosedLoopOption, DurationOption, WarmupOption, DrainOption, DrainLimitOption, WorkersOption,
+                HubsOption, PlacementOption, TargetOption, SyncOption, PrefetchOption, ConcurrencyOption, TinyOption, RabbitOption, ManagementOption, PostgresOption, JsonOption, MarkdownOption,
                 HeapByTypeOption,
             };
             command.SetAction((parse, token) => RunAsync([name], parse, token));
@@ -155,6 +157,8 @@ public static class Cli
         if (roomSize < 1 || roomSize > connections) throw new BenchException($"--room-size must be between 1 and --connections ({connections}).");
         if (rate < 0) throw new BenchException("--rate must be 0 (as fast as accepted) or more.");
         if (window < 1) throw new BenchException("--window must be at least 1.");
+        var closedLoop = single && parse.GetValue(ClosedLoopOption);
+        if (closedLoop && rate != 0) throw new BenchException("--closed-loop is for --rate 0 (as fast as the target applies); at a fixed rate the sends do not wait.");
         if (duration < 0 || warmup < 0 || drain <= 0 || drainLimit <= 0) throw new BenchException("--duration and --warmup must be 0 or more, --drain-timeout and --drain-limit more than 0.");
         if (scenario != "idle" && duration <= 0) throw new BenchException("--duration must be more than 0.");
         if (scenario == "idle" && hubs is not [1]) throw new BenchException("idle measures one hub's memory: --hubs 1.");
@@ -168,6 +172,12 @@ public static class Cli
             "baseline" => ["baseline"],
             var other => throw new BenchException($"--target must be gateway, baseline or both, not '{other}'."),
         };
+        var placement = parse.GetValue(PlacementOption)?.ToLowerInvariant() switch
+        {
+            "turn" => Placement.Turn,
+            "room" => Placement.Room,
+            _ => throw new BenchException($"--placement must be turn or room, not '{parse.GetValue(PlacementOption)}'."),
+        };
         var sync = parse.GetValue(SyncOption)?.ToLowerInvariant();
         if (sync is not ("on" or "off"))
             throw new BenchException($"--sync must be on or off (PostgreSQL's synchronous_commit), not '{parse.GetValue(SyncOption)}'.");
@@ -180,7 +190,7 @@ public static class Cli
 
         return new ScenarioSettings(
             scenario,
-            new LoadPlan(connections, roomSize, rate, window, TimeSpan.FromSeconds(duration), TimeSpan.FromSeconds(warmup), TimeSpan.FromSeconds(drain), TimeSpan.FromSeconds(drainLimit)),
+            new LoadPlan(connections, roomSize, rate, window, TimeSpan.FromSeconds(duration), TimeSpan.FromSeconds(warmup), TimeSpan.FromSeconds(drain), TimeSpan.FromSeconds(drainLimit), placement, closedLoop),
             workers,
             targets,
             hubs,

@@ -24,9 +24,9 @@ public static class Report
             Console.WriteLine(HopTable(r, t));
         if (r.Cpu is { Count: > 0 } cpu)
         {
-            Console.WriteLine("    CPU in the measured window           processes   CPU s   µs/accepted   µs/delivered");
+            Console.WriteLine("    CPU in the measured window           processes   CPU s   µs/accepted   µs/delivered   of which JIT s");
             foreach (var c in cpu)
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    {c.Group,-36} {c.Processes,9} {c.Seconds,7:0.00} {c.MicrosPerAccepted,13:0.0} {c.MicrosPerDelivered,14:0.0}"));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    {c.Group,-36} {c.Processes,9} {c.Seconds,7:0.00} {c.MicrosPerAccepted,13:0.0} {c.MicrosPerDelivered,14:0.0} {c.JitSeconds,16:0.00}"));
         }
     }
 
@@ -144,13 +144,18 @@ public static class Report
             // One column per group that any run had, in a fixed order.
             string[] order = ["hubs", "workers", "baseline", "broker", "database", "load generator"];
             var groups = order.Where(g => withCpu.Any(r => r.Cpu!.Any(c => c.Group == g))).ToList();
-            extra.AppendLine().AppendLine("CPU per accepted message in the measured window, µs (user + system time from /proc; a group is its processes and their children; per delivered message in brackets):").AppendLine();
-            var cpuRows = new List<string[]> { (string[])["scenario", "target", "W", "H", .. groups, "all but the load generator"] };
+            // The .NET services' JIT apart: a fresh process recompiles its hot code for a minute or
+            // more, and an added instance compiles it again.
+            string[] dotnet = ["hubs", "workers", "baseline"];
+            var jitGroups = groups.Where(g => dotnet.Contains(g)).ToList();
+            extra.AppendLine().AppendLine("CPU per accepted message in the measured window, µs (user + system time from /proc; a group is its processes and their children; per delivered message in brackets; \"JIT\": of that, the .NET tiered JIT's background thread):").AppendLine();
+            var cpuRows = new List<string[]> { (string[])["scenario", "target", "W", "H", .. groups, .. jitGroups.Select(g => $"{g}: JIT"), "all but the load generator"] };
             cpuRows.AddRange(withCpu.Select(r =>
             {
                 string Cell(string g) => r.Cpu!.FirstOrDefault(c => c.Group == g) is { MicrosPerAccepted: { } a } c ? $"{N(a)} ({F(c.MicrosPerDelivered ?? 0)})" : "-";
+                string JitCell(string g) => r.Cpu!.FirstOrDefault(c => c.Group == g) is { JitMicrosPerAccepted: { } j } ? N(j) : "-";
                 var total = r.Cpu!.Where(c => c.Group != "load generator").Sum(c => c.MicrosPerAccepted ?? 0);
-                return (string[])[r.Scenario, r.Target, r.Workers > 0 ? N(r.Workers) : "-", N(r.Hubs), .. groups.Select(Cell), N(total)];
+                return (string[])[r.Scenario, r.Target, r.Workers > 0 ? N(r.Workers) : "-", N(r.Hubs), .. groups.Select(Cell), .. jitGroups.Select(JitCell), N(total)];
             }));
             extra.AppendLine(Render(cpuRows, markdown));
         }

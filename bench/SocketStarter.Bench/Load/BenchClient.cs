@@ -21,6 +21,8 @@ public sealed class BenchClient : IAsyncDisposable
     private readonly Stats _stats;
     private readonly ConcurrentDictionary<string, TaskCompletionSource<JsonElement>> _waiting = new();
     private readonly HashSet<(string Room, long Seq)> _seen = [];
+    // Sends waiting for their own message to come back, by the timestamp their text carries.
+    private readonly ConcurrentDictionary<long, TaskCompletionSource> _own = new();
     private int _closed;
 
     private BenchClient(HubConnection connection, Stats stats)
@@ -72,15 +74,29 @@ public sealed class BenchClient : IAsyncDisposable
     }
 
     /// <summary>Says something in the client's room; the send time rides in the text.</summary>
-    public async Task SayAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Says one message in the client's room. With <paramref name="untilDelivered"/>, returns only
+    /// once the message came back to this client (it is a member of its own room), or after that
+    /// long (counted as an error): a closed loop, so that no backlog builds.
+    /// </summary>
+    public async Task SayAsync(CancellationToken cancellationToken, TimeSpan? untilDelivered = null)
     {
         var sentAt = Stopwatch.GetTimestamp();
+        TaskCompletionSource? back = null;
+        if (untilDelivered is not null)
+        {
+            back = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            while (!_own.TryAdd(sentAt, back))
+                sentAt++; // two sends of this client in one tick: a tick later is the same moment
+        }
+        var accepted = false;
         _stats.Sending();
         try
         {
             await _connection.InvokeAsync<long>("Send", "say",
                 new { room = Room, text = string.Create(CultureInfo.InvariantCulture, $"{Marker} {sentAt}") }, cancellationToken);
             _stats.RecordAccepted(RoomSize, sentAt);
+            accepted = true;
         }
         catch (HubException ex)
         {
@@ -97,6 +113,25 @@ public sealed class BenchClient : IAsyncDisposable
         catch (Exception ex) when (ex is InvalidOperationException or IOException)
         {
             _stats.Error("send:connection_lost");
+        }
+
+        if (back is null)
+            return;
+        try
+        {
+            if (accepted)
+                await back.Task.WaitAsync(untilDelivered!.Value, cancellationToken);
+        }
+        catch (TimeoutException)
+        {
+            _stats.Error("delivery:not_back_in_time");
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            _own.TryRemove(sentAt, out _);
         }
     }
 
@@ -145,7 +180,11 @@ public sealed class BenchClient : IAsyncDisposable
         var text = payload.GetProperty("text").GetString();
         if (text is not null && text.StartsWith(Marker + " ", StringComparison.Ordinal)
             && long.TryParse(text.AsSpan(Marker.Length + 1), NumberStyles.Integer, CultureInfo.InvariantCulture, out var sentAt))
+        {
             _stats.RecordDelivered(sentAt);
+            if (_own.TryRemove(sentAt, out var back))
+                back.TrySetResult();
+        }
     }
 
     public async ValueTask DisposeAsync()

@@ -7,7 +7,20 @@ namespace SocketStarter.Bench.Load;
 /// <summary>The shape of the load: who connects, how rooms are cut, how fast they talk.</summary>
 /// <param name="Rate">Total say messages per second; 0 means as fast as the target accepts them.</param>
 /// <param name="Window">Sends each connection keeps in flight when <paramref name="Rate"/> is 0.</param>
-public sealed record LoadPlan(int Connections, int RoomSize, double Rate, int Window, TimeSpan Duration, TimeSpan Warmup, TimeSpan DrainTimeout, TimeSpan DrainLimit);
+/// <param name="Placement">How clients are spread over several hub instances.</param>
+/// <param name="ClosedLoop">At rate 0: each send waits for its message to come back to the sender, not only for the hub's answer.</param>
+public sealed record LoadPlan(int Connections, int RoomSize, double Rate, int Window, TimeSpan Duration, TimeSpan Warmup, TimeSpan DrainTimeout, TimeSpan DrainLimit,
+    Placement Placement = Placement.Turn, bool ClosedLoop = false);
+
+/// <summary>Which hub instance a client connects to when the target has several.</summary>
+public enum Placement
+{
+    /// <summary>Connection i to instance i mod H, as a round-robin load balancer does: a room's members sit on every instance.</summary>
+    Turn,
+
+    /// <summary>A room's members all on one instance (room r on instance r mod H), as routing clients by room would.</summary>
+    Room,
+}
 
 /// <summary>Connects the clients, signs them in, puts them in rooms, talks, then waits for every delivery.</summary>
 public sealed class LoadRun(ITarget target, LoadPlan plan, string label, Stats stats, CpuSampler? cpu = null)
@@ -42,8 +55,8 @@ public sealed class LoadRun(ITarget target, LoadPlan plan, string label, Stats s
             await gate.WaitAsync(cancellationToken);
             try
             {
-                // Spread over the target's hub instances in turn: a room's members sit on every instance.
-                var client = await BenchClient.ConnectAsync(target.HubUrls[i % target.HubUrls.Count], stats, cancellationToken);
+                var instance = plan.Placement == Placement.Room ? i / plan.RoomSize : i;
+                var client = await BenchClient.ConnectAsync(target.HubUrls[instance % target.HubUrls.Count], stats, cancellationToken);
                 clients[i] = client;
                 lock (_clients)
                     _clients.Add(client);
@@ -165,7 +178,7 @@ public sealed class LoadRun(ITarget target, LoadPlan plan, string label, Stats s
             while (!measure.IsCompleted && c.IsOpen)
             {
                 Interlocked.Increment(ref _offered);
-                await c.SayAsync(cancellationToken);
+                await c.SayAsync(cancellationToken, plan.ClosedLoop ? plan.DrainTimeout : null);
             }
         }, cancellationToken))).ToList();
         lock (_sends)
