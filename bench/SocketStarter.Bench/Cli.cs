@@ -105,6 +105,7 @@ public static class Cli
         var results = new List<ScenarioResult>();
         try
         {
+            Console.WriteLine(Repository.Describe());
             await using var broker = await Broker.StartAsync(rabbit, management, runDirectory);
             await using var database = await Database.StartAsync(postgres, runDirectory);
             var runner = new ScenarioRunner(broker, database, runDirectory);
@@ -130,7 +131,7 @@ public static class Cli
         Report.PrintTable(results);
         var command = "bench/run " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
         await Report.WriteJsonAsync(parse.GetValue(JsonOption) ?? Path.Combine(runDirectory, "results.json"),
-            new { command, machine = Machine.Describe(), scenarios = results });
+            new { command, machine = Machine.Describe(), binaries = Repository.Describe(), scenarios = results });
         if (parse.GetValue(MarkdownOption) is { } markdown)
             await Report.WriteMarkdownAsync(markdown, results, command);
         Console.WriteLine($"Logs of the services: {Path.Combine(runDirectory, "logs")}");

@@ -19,7 +19,7 @@ public static class Report
 
     public static void PrintRun(RunResult r)
     {
-        Console.WriteLine($"--- {r.Scenario} / {r.Target}{(r.Workers > 0 ? $" / {r.Workers} worker(s)" : "")}{(r.Hubs > 1 ? $" / {r.Hubs} hubs" : "")}: {r.WallSeconds} s, load average {r.LoadAverageBefore} -> {r.LoadAverageAfter}");
+        Console.WriteLine($"--- {r.Scenario} / {r.Target}{(r.Workers > 0 ? $" / {r.Workers} worker(s)" : "")}{(r.Hubs > 1 ? $" / {r.Hubs} hubs" : "")}: {r.WallSeconds} s, load average {r.LoadAverageBefore} -> {r.LoadAverageAfter}{(r.StolenPercent is { } stolen ? string.Create(CultureInfo.InvariantCulture, $", stolen by the host {stolen:0.0}% of the measured window") : "")}");
         if (r.Timing is { } t)
             Console.WriteLine(HopTable(r, t));
         if (r.Cpu is { Count: > 0 } cpu)
@@ -89,7 +89,7 @@ public static class Report
     {
         var rows = new List<string[]>
         {
-            new[] { "scenario", "target", "W", "H", "conns", "room", "rate/s", "accepted/s", "delivered/s", "sustained/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "missing", "errors", "load avg" },
+            new[] { "scenario", "target", "W", "H", "conns", "room", "rate/s", "accepted/s", "delivered/s", "sustained/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "missing", "errors", "load avg", "stolen" },
         };
         foreach (var s in results)
         {
@@ -100,6 +100,7 @@ public static class Report
                     r.TargetRate > 0 ? N(r.TargetRate) : "max", N(r.AcceptedPerSecond), N(r.DeliveredPerSecond), N(r.SustainedDeliveriesPerSecond),
                     F(r.LatencyMs.P50), F(r.LatencyMs.P90), F(r.LatencyMs.P99), F(r.LatencyMs.P999), F(r.LatencyMs.Max),
                     N(r.Missing), Errors(r), r.LoadAverageBefore.Split(' ')[0] + "→" + r.LoadAverageAfter.Split(' ')[0],
+                    r.StolenPercent is { } stolen ? string.Create(CultureInfo.InvariantCulture, $"{stolen:0.0}%") : "-",
                 ]);
             }
         }

@@ -138,7 +138,8 @@ public sealed class ScenarioRunner(Broker broker, Database database, string runD
             Machine.LoadAverage(),
             Timing.Of(stats, load.Hops),
             hubs,
-            load.Cpu);
+            load.Cpu,
+            load.StolenPercent);
     }
 }
 
@@ -172,7 +173,8 @@ public sealed record RunResult(
     string LoadAverageAfter,
     Timing? Timing = null,
     int Hubs = 1,
-    IReadOnlyList<Load.CpuUse>? Cpu = null);
+    IReadOnlyList<Load.CpuUse>? Cpu = null,
+    double? StolenPercent = null);
 
 /// <summary>
 /// The latency budget of a run: means over the measured sends from the clients (send to each

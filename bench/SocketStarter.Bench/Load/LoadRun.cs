@@ -43,6 +43,9 @@ public sealed class LoadRun(ITarget target, LoadPlan plan, string label, Stats s
     /// <summary>CPU of each group of processes in the measured window (empty for idle, or off Linux).</summary>
     public IReadOnlyList<CpuUse> Cpu { get; private set; } = [];
 
+    /// <summary>Of the machine's CPU time in the measured window, the share its host gave to others (steal); null where /proc/stat is missing.</summary>
+    public double? StolenPercent { get; private set; }
+
     /// <summary>Opens the connections, <paramref name="join"/>ing each into its room when asked.</summary>
     public async Task ConnectAsync(bool join, CancellationToken cancellationToken)
     {
@@ -102,6 +105,7 @@ public sealed class LoadRun(ITarget target, LoadPlan plan, string label, Stats s
             var hops = new HopProbe([.. target.Services.Select(s => s.BaseAddress)]);
             await hops.StartAsync();
             var cpuBefore = cpu?.Take();
+            var machineBefore = Machine.CpuTimes();
             stats.StartMeasuring();
             var measuredFrom = clock.Elapsed;
             await Task.Delay(plan.Duration, stop.Token);
@@ -109,6 +113,7 @@ public sealed class LoadRun(ITarget target, LoadPlan plan, string label, Stats s
             MeasuredFor = clock.Elapsed - measuredFrom;
             if (cpu is not null && cpuBefore is not null)
                 Cpu = CpuSampler.Between(cpuBefore, cpu.Take(), stats.AcceptedInMeasure, stats.DeliveredInMeasure);
+            StolenPercent = Machine.StolenPercent(machineBefore, Machine.CpuTimes());
             Hops = await hops.StopAsync();
         }, stop.Token);
 

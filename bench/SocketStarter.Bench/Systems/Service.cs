@@ -30,7 +30,9 @@ public sealed class Service : IAsyncDisposable
     public static async Task<Service> StartAsync(string name, string dll, IReadOnlyDictionary<string, string> settings, string logDirectory, CancellationToken cancellationToken)
     {
         if (!File.Exists(dll))
-            throw new BenchException($"{dll} is missing: build the solution in Release first (bench/run does).");
+            throw new BenchException(Repository.Published is null
+                ? $"{dll} is missing: build the solution in Release first (bench/run does)."
+                : $"{dll} is missing: bench/run publishes it unless BENCH_NO_BUILD is set (BENCH_READY_TO_RUN=0 uses the Release builds).");
 
         var port = FreePort();
         var logFile = Path.Combine(logDirectory, $"{name}.log");

@@ -183,8 +183,21 @@ public static class Repository
     private static readonly string Configuration =
         typeof(Repository).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration ?? "Release";
 
+    /// <summary>
+    /// Where <c>bench/run</c> published the services ReadyToRun (<c>BENCH_BINARIES</c>, one folder
+    /// per project), as their container images run; null: the Release builds in the checkout.
+    /// </summary>
+    public static string? Published { get; } = Environment.GetEnvironmentVariable("BENCH_BINARIES") is { Length: > 0 } folder ? folder : null;
+
+    /// <summary>What the services run from, for the run's header.</summary>
+    public static string Describe() => Published is { } folder
+        ? $"Services published ReadyToRun, from {folder}"
+        : $"Services from their {Configuration} builds (JIT only)";
+
     public static string Binary(string project)
     {
+        if (Published is { } published)
+            return Path.Combine(published, project, project + ".dll");
         var folder = project.StartsWith("SocketStarter.", StringComparison.Ordinal) ? Path.Combine("bench", project) : project;
         return Path.Combine(Root, folder, "bin", Configuration, "net10.0", project + ".dll");
     }
