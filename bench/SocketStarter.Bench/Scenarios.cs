@@ -128,7 +128,9 @@ public sealed class ScenarioRunner(Broker broker, Database database, string runD
             stats.Duplicates,
             Math.Round(stats.AcceptedInMeasure / seconds, 1),
             Math.Round(stats.DeliveredInMeasure / seconds, 1),
-            stats.SustainedDeliveriesPerSecond(),
+            // Closed loop: no backlog can build, so what the target keeps up with is the measured
+            // window's rate; from the first delivery on, it would count the cold start in.
+            settings.Plan.ClosedLoop ? Math.Round(stats.DeliveredInMeasure / seconds, 1) : stats.SustainedDeliveriesPerSecond(),
             stats.Latency(),
             stats.Errors.OrderBy(e => e.Key).ToDictionary(e => e.Key, e => e.Value),
             before is { } b && after is { } a ? IdleResult.Of(settings.Plan.Connections - load.ConnectFailures, b, a) with { HeapByType = heapByType } : null,
