@@ -22,11 +22,11 @@ public sealed class Running_the_benchmarks
     [TestCase("saturation")]
     [TestCase("swap")]
     [TestCase("hubs")]
-    [TestCase("saturation", "--closed-loop")]
+    [TestCase("saturation", "--closed-loop", "--repeat", "2")]
     [TestCase("hubs", "--placement", "room")]
     public async Task Delivers_every_message_of_a_tiny_run(string scenario, params string[] flags)
     {
-        var runs = await RunAsync(scenario, flags);
+        var (runs, output) = await RunAsync(scenario, flags);
 
         Assert.That(runs.Select(r => r.GetProperty("target").GetString()),
             scenario == "swap" ? Is.EqualTo(new[] { "gateway" }) : Does.Contain("gateway").And.Contain("baseline"));
@@ -63,8 +63,15 @@ public sealed class Running_the_benchmarks
                     Assert.That(run.GetProperty("swap").GetProperty("replaceSeconds").GetDouble(), Is.GreaterThan(0), what);
             });
         }
+        var repeated = flags.Contains("--repeat");
         if (scenario == "saturation")
-            Assert.That(runs.Where(r => r.GetProperty("target").GetString() == "gateway").Select(r => r.GetProperty("workers").GetInt32()), Is.EqualTo(new[] { 1, 2 }));
+            Assert.That(runs.Where(r => r.GetProperty("target").GetString() == "gateway").Select(r => r.GetProperty("workers").GetInt32()), Is.EqualTo(repeated ? new[] { 1, 2, 1, 2 } : new[] { 1, 2 }));
+        if (repeated)
+        {
+            // Round after round, every configuration in each; the medians' table after the runs'.
+            Assert.That(runs.Select(r => r.GetProperty("round").GetInt32()), Is.EqualTo(new[] { 1, 1, 1, 2, 2, 2 }));
+            Assert.That(output, Does.Contain("Medians over the rounds").And.Contain(", round 2 of 2"));
+        }
         if (scenario == "hubs")
             Assert.That(runs.Where(r => r.GetProperty("target").GetString() == "gateway").Select(r => r.GetProperty("hubs").GetInt32()), Is.EqualTo(new[] { 1, 2 }));
     }
@@ -72,7 +79,7 @@ public sealed class Running_the_benchmarks
     [Test]
     public async Task Measures_the_hub_memory_of_idle_connections()
     {
-        var runs = await RunAsync("idle");
+        var (runs, _) = await RunAsync("idle");
 
         Assert.That(runs, Has.Count.EqualTo(2));
         foreach (var run in runs)
@@ -92,6 +99,7 @@ public sealed class Running_the_benchmarks
     [TestCase("--room-size must be between 1 and --connections (10)", "rooms", "--room-size", "50", "--connections", "10")]
     [TestCase("--placement must be turn or room, not 'nearest'", "hubs", "--placement", "nearest")]
     [TestCase("--closed-loop is for --rate 0", "rooms", "--closed-loop", "--rate", "5")]
+    [TestCase("--repeat must be between 1 and 20", "echo", "--repeat", "0")]
     public async Task Refuses_bad_flags_with_a_message_naming_them(string error, params string[] flags)
     {
         var (exitCode, output) = await StartBenchAsync([.. flags, "--tiny"]);
@@ -103,7 +111,7 @@ public sealed class Running_the_benchmarks
         });
     }
 
-    private static async Task<List<JsonElement>> RunAsync(string scenario, params string[] flags)
+    private static async Task<(List<JsonElement> Runs, string Output)> RunAsync(string scenario, params string[] flags)
     {
         var json = Path.Combine(Path.GetTempPath(), $"socketstarter-bench-{Guid.NewGuid():N}.json");
         try
@@ -128,7 +136,7 @@ public sealed class Running_the_benchmarks
             // Latency ratios exist where both targets carried messages.
             if (scenario is not ("swap" or "idle"))
                 Assert.That(result.GetProperty("ratios").GetProperty("p50").GetDouble(), Is.GreaterThan(0), result.ToString());
-            return result.GetProperty("runs").EnumerateArray().Select(r => r.Clone()).ToList();
+            return (result.GetProperty("runs").EnumerateArray().Select(r => r.Clone()).ToList(), output);
         }
         finally
         {

@@ -42,6 +42,7 @@ public static class Cli
     private static readonly Option<bool> ClosedLoopOption = new("--closed-loop") { Description = "At --rate 0: each of a connection's --window sends waits for its message to come back (the rate is what the target applies, and no backlog builds), not only for the hub's answer." };
     private static readonly Option<double?> WarmupOption = new("--warmup") { Description = "Seconds of load before measuring." };
     private static readonly Option<double> DrainOption = new("--drain-timeout") { Description = "Seconds without a new delivery before undelivered messages count as missing.", DefaultValueFactory = _ => 15 };
+    private static readonly Option<int?> RepeatOption = new("--repeat") { Description = "Runs the whole sequence (every target and count) this many times, one round after the other, and adds a table of medians: on a shared host one run of each is not a measurement." };
     private static readonly Option<double> DrainLimitOption = new("--drain-limit") { Description = "Seconds the run waits at most for the backlog after the load stops; what is left counts as missing.", DefaultValueFactory = _ => 60 };
     private static readonly Option<string?> WorkersOption = new("--workers", "-w") { Description = "Gateway workers, or a list for saturation (1,2,4)." };
     private static readonly Option<string?> HubsOption = new("--hubs", "-H") { Description = "Gateway hub instances, or a list (1,2,4); clients are spread over them as --placement says." };
@@ -65,7 +66,7 @@ public static class Cli
         {
             var command = new Command(name, description)
             {
-                ConnectionsOption, RoomSizeOption, RateOption, WindowOption, ClosedLoopOption, DurationOption, WarmupOption, DrainOption, DrainLimitOption, WorkersOption,
+                ConnectionsOption, RoomSizeOption, RateOption, WindowOption, ClosedLoopOption, RepeatOption, DurationOption, WarmupOption, DrainOption, DrainLimitOption, WorkersOption,
                 HubsOption, PlacementOption, TargetOption, SyncOption, PrefetchOption, ConcurrencyOption, TinyOption, RabbitOption, ManagementOption, PostgresOption, JsonOption, MarkdownOption,
                 HeapByTypeOption,
             };
@@ -165,6 +166,8 @@ public static class Cli
         if (duration < 0 || warmup < 0 || drain <= 0 || drainLimit <= 0) throw new BenchException("--duration and --warmup must be 0 or more, --drain-timeout and --drain-limit more than 0.");
         if (scenario != "idle" && duration <= 0) throw new BenchException("--duration must be more than 0.");
         if (scenario == "idle" && hubs is not [1]) throw new BenchException("idle measures one hub's memory: --hubs 1.");
+        var repeat = single && parse.GetValue(RepeatOption) is { } times ? times : 1;
+        if (repeat is < 1 or > 20) throw new BenchException("--repeat must be between 1 and 20.");
         if (scenario == "swap" && workers[0] < 2) throw new BenchException("swap needs --workers 2 or more: one keeps working while the other is replaced.");
 
         var targets = parse.GetValue(TargetOption) switch
@@ -198,7 +201,8 @@ public static class Cli
             targets,
             hubs,
             new ServiceSettings(sync, parse.GetValue(PrefetchOption), parse.GetValue(ConcurrencyOption)),
-            HeapByType: single && scenario == "idle" && parse.GetValue(HeapByTypeOption));
+            HeapByType: single && scenario == "idle" && parse.GetValue(HeapByTypeOption),
+            Repeat: repeat);
     }
 
     private static Uri? ParseUri(string? text, string option, string scheme)

@@ -104,12 +104,42 @@ public static class Report
                 ]);
             }
         }
+        var repeated = results.SelectMany(s => s.Runs).Any(r => r.Round > 1);
+        if (repeated)
+        {
+            // Which round each row is: rounds run one after the other, all configurations in each.
+            rows[0] = [.. rows[0], "round"];
+            var tabled = results.SelectMany(s => s.Runs).Where(r => r.Idle is null).ToList();
+            for (var i = 0; i < tabled.Count; i++)
+                rows[i + 1] = [.. rows[i + 1], N(tabled[i].Round)];
+        }
 
         var extra = new StringBuilder();
+        if (repeated)
+        {
+            extra.AppendLine().AppendLine("Medians over the rounds (delivered/s: median, and lowest–highest; \"of best\": a gateway count's median against the best median with fewer workers, what the scaling targets compare):").AppendLine();
+            var medianRows = new List<string[]> { new[] { "scenario", "target", "W", "H", "rounds", "accepted/s", "delivered/s", "lowest–highest", "of best", "p50 ms", "p99 ms", "stolen" } };
+            foreach (var s in results)
+            {
+                var best = 0.0;
+                foreach (var m in Median.ByConfiguration(s.Runs.Where(r => r.Idle is null)))
+                {
+                    var ofBest = m.Target == "gateway" && best > 0 ? R(m.DeliveredPerSecond / best) : "-";
+                    if (m.Target == "gateway")
+                        best = Math.Max(best, m.DeliveredPerSecond);
+                    medianRows.Add([
+                        m.Scenario, m.Target, m.Workers > 0 ? N(m.Workers) : "-", N(m.Hubs), N(m.Rounds), N(m.AcceptedPerSecond), N(m.DeliveredPerSecond),
+                        $"{N(m.DeliveredMin)}–{N(m.DeliveredMax)}", ofBest, F(m.P50), F(m.P99),
+                        m.StolenMin is { } low && m.StolenMax is { } high ? string.Create(CultureInfo.InvariantCulture, $"{low:0.0}–{high:0.0}%") : "-",
+                    ]);
+                }
+            }
+            extra.AppendLine(Render(medianRows, markdown));
+        }
         var ratios = results.Where(s => s.Ratios is not null).ToList();
         if (ratios.Count > 0)
         {
-            extra.AppendLine().AppendLine(markdown ? "Gateway / baseline (latency: the gateway run with the most workers; throughput: its best run):" : "gateway / baseline (latency: most workers; throughput: best gateway run):").AppendLine();
+            extra.AppendLine().AppendLine(markdown ? (repeated ? "Gateway / baseline, from each configuration's median over the rounds (latency: the gateway with the most workers; throughput: its best configuration):" : "Gateway / baseline (latency: the gateway run with the most workers; throughput: its best run):") : repeated ? "gateway / baseline, from the medians (latency: most workers; throughput: best gateway configuration):" : "gateway / baseline (latency: most workers; throughput: best gateway run):").AppendLine();
             var ratioRows = new List<string[]> { new[] { "scenario", "p50", "p99", "accepted/s", "delivered/s", "RSS/connection" } };
             ratioRows.AddRange(ratios.Select(s => new[] { s.Scenario, R(s.Ratios!.P50), R(s.Ratios.P99), R(s.Ratios.AcceptedPerSecond), R(s.Ratios.DeliveredPerSecond), R(s.Ratios.RssPerConnection) }));
             extra.AppendLine(Render(ratioRows, markdown));
@@ -150,13 +180,13 @@ public static class Report
             string[] dotnet = ["hubs", "workers", "baseline"];
             var jitGroups = groups.Where(g => dotnet.Contains(g)).ToList();
             extra.AppendLine().AppendLine("CPU per accepted message in the measured window, µs (user + system time from /proc; a group is its processes and their children; per delivered message in brackets; \"JIT\": of that, the .NET tiered JIT's background thread):").AppendLine();
-            var cpuRows = new List<string[]> { (string[])["scenario", "target", "W", "H", .. groups, .. jitGroups.Select(g => $"{g}: JIT"), "all but the load generator"] };
+            var cpuRows = new List<string[]> { (string[])["scenario", "target", "W", "H", .. groups, .. jitGroups.Select(g => $"{g}: JIT"), "all but the load generator", .. (string[])(repeated ? ["round"] : [])] };
             cpuRows.AddRange(withCpu.Select(r =>
             {
                 string Cell(string g) => r.Cpu!.FirstOrDefault(c => c.Group == g) is { MicrosPerAccepted: { } a } c ? $"{N(a)} ({F(c.MicrosPerDelivered ?? 0)})" : "-";
                 string JitCell(string g) => r.Cpu!.FirstOrDefault(c => c.Group == g) is { JitMicrosPerAccepted: { } j } ? N(j) : "-";
                 var total = r.Cpu!.Where(c => c.Group != "load generator").Sum(c => c.MicrosPerAccepted ?? 0);
-                return (string[])[r.Scenario, r.Target, r.Workers > 0 ? N(r.Workers) : "-", N(r.Hubs), .. groups.Select(Cell), .. jitGroups.Select(JitCell), N(total)];
+                return (string[])[r.Scenario, r.Target, r.Workers > 0 ? N(r.Workers) : "-", N(r.Hubs), .. groups.Select(Cell), .. jitGroups.Select(JitCell), N(total), .. (string[])(repeated ? [N(r.Round)] : [])];
             }));
             extra.AppendLine(Render(cpuRows, markdown));
         }

@@ -12,7 +12,8 @@ public sealed record ScenarioSettings(
     IReadOnlyList<string> Targets,
     IReadOnlyList<int> Hubs,
     ServiceSettings Services,
-    bool HeapByType = false);
+    bool HeapByType = false,
+    int Repeat = 1);
 
 /// <summary>Runs a scenario against each target, one after the other, each on fresh processes and a fresh database.</summary>
 public sealed class ScenarioRunner(Broker broker, Database database, string runDirectory)
@@ -20,18 +21,23 @@ public sealed class ScenarioRunner(Broker broker, Database database, string runD
     public async Task<ScenarioResult> RunAsync(ScenarioSettings settings, CancellationToken cancellationToken)
     {
         var runs = new List<RunResult>();
-        foreach (var targetName in settings.Targets)
+        // Rounds one after the other, so that a host that slows down for a while slows one run of
+        // each configuration rather than all runs of one.
+        for (var round = 1; round <= settings.Repeat; round++)
         {
-            var workerCounts = targetName == "gateway" ? settings.Workers : [0];
-            var hubCounts = targetName == "gateway" ? settings.Hubs : [1];
-            foreach (var workers in workerCounts)
+            foreach (var targetName in settings.Targets)
             {
-                foreach (var hubs in hubCounts)
+                var workerCounts = targetName == "gateway" ? settings.Workers : [0];
+                var hubCounts = targetName == "gateway" ? settings.Hubs : [1];
+                foreach (var workers in workerCounts)
                 {
-                    Console.WriteLine();
-                    Console.WriteLine($"=== {settings.Scenario} on {targetName}{(workers > 0 ? $" with {workers} worker(s)" : "")}{(hubs > 1 ? $" and {hubs} hub instances" : "")}");
-                    runs.Add(await RunOnceAsync(settings, targetName, workers, hubs, cancellationToken));
-                    Report.PrintRun(runs[^1]);
+                    foreach (var hubs in hubCounts)
+                    {
+                        Console.WriteLine();
+                        Console.WriteLine($"=== {settings.Scenario} on {targetName}{(workers > 0 ? $" with {workers} worker(s)" : "")}{(hubs > 1 ? $" and {hubs} hub instances" : "")}{(settings.Repeat > 1 ? $", round {round} of {settings.Repeat}" : "")}");
+                        runs.Add(await RunOnceAsync(settings, targetName, workers, hubs, cancellationToken) with { Round = round });
+                        Report.PrintRun(runs[^1]);
+                    }
                 }
             }
         }
@@ -176,7 +182,8 @@ public sealed record RunResult(
     Timing? Timing = null,
     int Hubs = 1,
     IReadOnlyList<Load.CpuUse>? Cpu = null,
-    double? StolenPercent = null);
+    double? StolenPercent = null,
+    int Round = 1);
 
 /// <summary>
 /// The latency budget of a run: means over the measured sends from the clients (send to each
@@ -219,20 +226,50 @@ public sealed record SwapResult(double ReplaceSeconds, Latency? WindowLatency);
 /// </summary>
 public sealed record Ratios(double? P50, double? P99, double? AcceptedPerSecond, double? DeliveredPerSecond, double? RssPerConnection)
 {
+    /// <summary>From each configuration's median over its rounds (with one round, its run).</summary>
     public static Ratios? Of(IReadOnlyList<RunResult> runs)
     {
-        var gateway = runs.Where(r => r.Target == "gateway").OrderByDescending(r => r.Workers).FirstOrDefault();
-        var best = runs.Where(r => r.Target == "gateway").OrderByDescending(r => r.DeliveredPerSecond).FirstOrDefault();
-        var baseline = runs.FirstOrDefault(r => r.Target == "baseline");
+        var configurations = Median.ByConfiguration(runs);
+        var gateway = configurations.Where(r => r.Target == "gateway").OrderByDescending(r => r.Workers).FirstOrDefault();
+        var best = configurations.Where(r => r.Target == "gateway").OrderByDescending(r => r.DeliveredPerSecond).FirstOrDefault();
+        var baseline = configurations.FirstOrDefault(r => r.Target == "baseline");
         if (gateway is null || best is null || baseline is null)
             return null;
         return new Ratios(
-            Divide(gateway.LatencyMs.P50, baseline.LatencyMs.P50),
-            Divide(gateway.LatencyMs.P99, baseline.LatencyMs.P99),
+            Divide(gateway.P50, baseline.P50),
+            Divide(gateway.P99, baseline.P99),
             Divide(best.AcceptedPerSecond, baseline.AcceptedPerSecond),
             Divide(best.DeliveredPerSecond, baseline.DeliveredPerSecond),
-            Divide(gateway.Idle?.RssBytesPerConnection, baseline.Idle?.RssBytesPerConnection));
+            Divide(gateway.RssPerConnection, baseline.RssPerConnection));
     }
 
     private static double? Divide(double? a, double? b) => a is { } x && b is { } y && y > 0 ? Math.Round(x / y, 2) : null;
+}
+
+/// <summary>One configuration (target, workers, hubs) of a scenario: the medians of its rounds, and the spread of its delivered/s.</summary>
+public sealed record Median(
+    string Scenario, string Target, int Workers, int Hubs, int Rounds,
+    double AcceptedPerSecond, double DeliveredPerSecond, double DeliveredMin, double DeliveredMax,
+    double P50, double P99, double? RssPerConnection, double? StolenMin, double? StolenMax)
+{
+    public static IReadOnlyList<Median> ByConfiguration(IEnumerable<RunResult> runs) =>
+        [.. runs.GroupBy(r => (r.Scenario, r.Target, r.Workers, r.Hubs)).Select(g =>
+        {
+            var rs = g.ToList();
+            var stolen = rs.Where(r => r.StolenPercent is not null).Select(r => r.StolenPercent!.Value).ToList();
+            var rss = rs.Where(r => r.Idle is not null).Select(r => r.Idle!.RssBytesPerConnection).ToList();
+            return new Median(g.Key.Scenario, g.Key.Target, g.Key.Workers, g.Key.Hubs, rs.Count,
+                Of(rs.Select(r => r.AcceptedPerSecond)), Of(rs.Select(r => r.DeliveredPerSecond)),
+                rs.Min(r => r.DeliveredPerSecond), rs.Max(r => r.DeliveredPerSecond),
+                Of(rs.Select(r => r.LatencyMs.P50)), Of(rs.Select(r => r.LatencyMs.P99)),
+                rss.Count > 0 ? Of(rss) : null,
+                stolen.Count > 0 ? stolen.Min() : null, stolen.Count > 0 ? stolen.Max() : null);
+        })];
+
+    /// <summary>The middle value; of an even count, the mean of the two in the middle.</summary>
+    public static double Of(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length == 0 ? 0 : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
 }
