@@ -111,6 +111,91 @@ public sealed class Running_the_benchmarks
         });
     }
 
+    [Test]
+    public async Task Stops_on_SIGTERM_in_the_middle_of_a_flat_out_run_and_leaves_no_service_running()
+    {
+        // Flat out and closed loop: every send loop runs until the run ends; 16 connections keep
+        // each under the hub's per-connection rate limit. Long enough that only the signal ends it.
+        var dll = Path.Combine(RepositoryRoot.Path, "bench", "SocketStarter.Bench", "bin", Configuration, "net10.0", "SocketStarter.Bench.dll");
+        var start = new ProcessStartInfo("dotnet", [dll, "saturation", "--tiny", "-t", "gateway", "-w", "1", "--connections", "16", "--closed-loop",
+            "--warmup", "0", "--duration", "600",
+            "--rabbitmq", TestRun.Broker.Amqp.ToString(), "--rabbitmq-management", TestRun.Broker.Management.ToString(),
+            "--postgres", TestRun.Database.AdminConnectionString])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        using var bench = Process.Start(start)!;
+        var output = new System.Text.StringBuilder();
+        var accepting = 0;
+        bench.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null)
+                return;
+            lock (output)
+                output.AppendLine(e.Data);
+            // A live line with messages going through: "... accepted/s      312 ...".
+            if (System.Text.RegularExpressions.Regex.IsMatch(e.Data, @"open 16/16\s+accepted/s\s+[1-9]"))
+                Interlocked.Exchange(ref accepting, 1);
+        };
+        bench.ErrorDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
+        bench.BeginOutputReadLine();
+        bench.BeginErrorReadLine();
+        try
+        {
+            await Wait.UntilAsync(() => Volatile.Read(ref accepting) == 1 || bench.HasExited, "the run carries messages", TimeSpan.FromMinutes(2));
+            Assert.That(bench.HasExited, Is.False, () => Text(output));
+            var services = ChildrenOf(bench.Id).Where(pid => CommandLineOf(pid) is var command && (command.Contains("Hub.Front") || command.Contains("Chat.Worker"))).ToList();
+            Assert.That(services, Has.Count.EqualTo(2), "the hub and the worker, started by the run");
+
+            using (var kill = Process.Start("kill", ["-TERM", bench.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+                await kill.WaitForExitAsync();
+
+            // The services stop gracefully (a worker drains), so this takes seconds, not the 600 of the run.
+            await Wait.UntilAsync(() => bench.HasExited, "the bench exits after SIGTERM", TimeSpan.FromMinutes(2));
+            Assert.That(services.Where(pid => Directory.Exists($"/proc/{pid}")), Is.Empty, () => $"services still running after the bench exited\n{Text(output)}");
+        }
+        finally
+        {
+            if (!bench.HasExited)
+                bench.Kill(entireProcessTree: true);
+        }
+    }
+
+    private static string Text(System.Text.StringBuilder output)
+    {
+        lock (output)
+            return output.ToString();
+    }
+
+    /// <summary>The processes whose parent is <paramref name="pid"/> (from /proc).</summary>
+    private static List<int> ChildrenOf(int pid) =>
+        [.. Directory.EnumerateDirectories("/proc")
+            .Select(Path.GetFileName)
+            .Select(name => int.TryParse(name, out var id) ? id : 0)
+            .Where(id => id > 0 && ParentOf(id) == pid)];
+
+    private static string CommandLineOf(int pid)
+    {
+        try { return File.ReadAllText($"/proc/{pid}/cmdline").Replace('\0', ' '); }
+        catch (IOException) { return ""; }
+    }
+
+    private static int ParentOf(int pid)
+    {
+        try
+        {
+            // "pid (comm) state ppid ...": the command may hold spaces and parentheses, so read after the last ')'.
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException or ArgumentOutOfRangeException)
+        {
+            return 0;
+        }
+    }
+
     private static async Task<(List<JsonElement> Runs, string Output)> RunAsync(string scenario, params string[] flags)
     {
         var json = Path.Combine(Path.GetTempPath(), $"socketstarter-bench-{Guid.NewGuid():N}.json");

@@ -180,7 +180,11 @@ public sealed class LoadRun(ITarget target, LoadPlan plan, string label, Stats s
     {
         var loops = _clients.SelectMany(c => Enumerable.Range(0, plan.Window).Select(_ => Task.Run(async () =>
         {
-            while (!measure.IsCompleted && c.IsOpen)
+            // The token too: once cancelled (Ctrl-C, SIGTERM), a send fails at once without
+            // yielding, so these loops would spin on the thread pool and starve the very
+            // continuation that completes the measurement (seen: 1.7 million "cancelled" sends and
+            // a run that never stopped).
+            while (!measure.IsCompleted && !cancellationToken.IsCancellationRequested && c.IsOpen)
             {
                 Interlocked.Increment(ref _offered);
                 await c.SayAsync(cancellationToken, plan.ClosedLoop ? plan.DrainTimeout : null);
