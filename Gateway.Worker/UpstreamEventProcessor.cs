@@ -80,7 +80,13 @@ public sealed partial class UpstreamEventProcessor(
             metrics.Replied(time.GetElapsedTime(committedAt));
         }
         else
-            await outbox.FlushAsync(upstream.ConnectionId, publisher, cancellationToken); // replies of a duplicate that were never sent
+        {
+            // Replies of a duplicate that were never sent. The flush takes connections of its own:
+            // this one goes back to the pool first, so that events holding every connection of a
+            // small pool never wait for one another's second connection.
+            await connection.DisposeAsync();
+            await outbox.FlushAsync(upstream.ConnectionId, publisher, cancellationToken);
+        }
         return outcome;
     }
 

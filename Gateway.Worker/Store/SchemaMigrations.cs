@@ -36,7 +36,10 @@ public static partial class SchemaMigrations
     public static async Task<IReadOnlyList<string>> MigrateAsync(
         string connectionString, IEnumerable<MigrationSet> sets, ILogger logger, CancellationToken cancellationToken, Func<string, bool>? include = null)
     {
-        await using var lockConnection = new NpgsqlConnection(connectionString);
+        // The lock's connection is a session of its own, outside the pool: DbUp opens pooled ones
+        // meanwhile (a pool of one would wait for itself), and should the unlock below fail, closing
+        // the session still frees the lock, where a pooled connection would carry it on.
+        await using var lockConnection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString);
         await lockConnection.OpenAsync(cancellationToken);
         await using (var take = new NpgsqlCommand("SELECT pg_advisory_lock(@key)", lockConnection))
         {

@@ -55,6 +55,52 @@ public sealed class Redelivered_events
             Assert.That(ada.Messages("echo").Select(m => m.Text), Is.EqualTo(new[] { "only once", "marker" }), "delivered once");
         });
     }
+
+    [Test]
+    public async Task A_duplicate_needs_no_second_database_connection_while_it_holds_one()
+    {
+        // One connection in the worker's pool: the smallest case of a shard's redelivered prefetch
+        // (16 duplicates at once after a handoff) meeting a pool of 20. A duplicate that kept its
+        // connection while its unsent replies were looked up with another waited for itself: the
+        // pool's 15 s, then again on every retry, with the connection's later events behind it.
+        await using var system = await TestSystem.CreateAsync();
+        var hub = await system.StartHubAsync();
+        await system.StartWorkerAsync(new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:postgres"] = system.DatabaseConnectionString + ";Maximum Pool Size=1",
+        });
+
+        var ada = await system.ConnectAsAsync(hub, "Ada", "small-pool");
+        var seq = await ada.SendAsync("say", new { room = "small-pool", text = "once" });
+        await ada.WaitForAsync("message", p => p.GetProperty("text").GetString() == "once");
+
+        var bus = Bus.Factory.CreateUsingRabbitMq(cfg => cfg.Host(system.BrokerUri));
+        await bus.StartAsync();
+        try
+        {
+            var endpoint = await bus.GetSendEndpoint(TestSystem.UpstreamAddress);
+            var copy = new ClientMessage
+            {
+                ConnectionId = ada.ConnectionId,
+                HubInstanceId = "test",
+                Seq = seq,
+                Type = "say",
+                Payload = System.Text.Json.JsonSerializer.SerializeToElement(new { room = "small-pool", text = "once" }),
+                ReceivedAt = DateTimeOffset.UtcNow,
+            };
+            await endpoint.Send(copy, TestSystem.RoutedBy(ada.ConnectionId));
+        }
+        finally
+        {
+            await bus.StopAsync();
+        }
+
+        // The next event of the connection waits for the duplicate ahead of it in the worker.
+        await ada.SendAsync("say", new { room = "small-pool", text = "next" });
+        await ada.WaitForAsync("message", p => p.GetProperty("text").GetString() == "next");
+
+        Assert.That(ada.Messages("small-pool").Select(m => m.Text), Is.EqualTo(new[] { "once", "next" }));
+    }
 }
 
 public sealed class Events_out_of_order
