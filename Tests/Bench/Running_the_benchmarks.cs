@@ -17,6 +17,7 @@ public sealed class Running_the_benchmarks
         typeof(Running_the_benchmarks).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration ?? "Release";
 
     [TestCase("echo")]
+    [TestCase("echo", "--pool-size", "2")]
     [TestCase("rooms")]
     [TestCase("broadcast")]
     [TestCase("saturation")]
@@ -72,6 +73,12 @@ public sealed class Running_the_benchmarks
             Assert.That(runs.Select(r => r.GetProperty("round").GetInt32()), Is.EqualTo(new[] { 1, 1, 1, 2, 2, 2 }));
             Assert.That(output, Does.Contain("Medians over the rounds").And.Contain(", round 2 of 2"));
         }
+        if (flags.Contains("--pool-size"))
+        {
+            // Each process's pool capped at 2 connections, and the run says so.
+            Assert.That(runs.Select(r => r.GetProperty("poolSize").GetInt32()), Is.All.EqualTo(2));
+            Assert.That(output, Does.Contain("at most 2 database connections per process"));
+        }
         if (scenario == "hubs")
             Assert.That(runs.Where(r => r.GetProperty("target").GetString() == "gateway").Select(r => r.GetProperty("hubs").GetInt32()), Is.EqualTo(new[] { 1, 2 }));
     }
@@ -100,6 +107,7 @@ public sealed class Running_the_benchmarks
     [TestCase("--placement must be turn or room, not 'nearest'", "hubs", "--placement", "nearest")]
     [TestCase("--closed-loop is for --rate 0", "rooms", "--closed-loop", "--rate", "5")]
     [TestCase("--repeat must be between 1 and 20", "echo", "--repeat", "0")]
+    [TestCase("--pool-size must be between 1 and 1000", "echo", "--pool-size", "0")]
     public async Task Refuses_bad_flags_with_a_message_naming_them(string error, params string[] flags)
     {
         var (exitCode, output) = await StartBenchAsync([.. flags, "--tiny"]);

@@ -51,6 +51,7 @@ public static class Cli
     private static readonly Option<string> SyncOption = new("--sync") { Description = "PostgreSQL's synchronous_commit for both targets' databases: on (a commit waits for its WAL flush) or off.", DefaultValueFactory = _ => "on" };
     private static readonly Option<int?> PrefetchOption = new("--prefetch") { Description = "Worker:PrefetchCount (default: the worker's own)." };
     private static readonly Option<int?> ConcurrencyOption = new("--concurrency") { Description = "Worker:ConcurrentMessageLimit (default: the worker's own)." };
+    private static readonly Option<int?> PoolSizeOption = new("--pool-size") { Description = "Most database connections per worker process and for the baseline (Maximum Pool Size; default: the services' own, 20)." };
     private static readonly Option<bool> HeapByTypeOption = new("--heap-by-type") { Description = "idle: also dump the hub's heap before and after (dotnet-gcdump) and list the live bytes per connection by type." };
     private static readonly Option<bool> TinyOption = new("--tiny") { Description = "Smallest sizes, to check the tool works (the smoke test)." };
     private static readonly Option<string?> RabbitOption = new("--rabbitmq") { Description = "Use this broker (amqp://user:pass@host:port/) instead of starting a private node." };
@@ -67,7 +68,7 @@ public static class Cli
             var command = new Command(name, description)
             {
                 ConnectionsOption, RoomSizeOption, RateOption, WindowOption, ClosedLoopOption, RepeatOption, DurationOption, WarmupOption, DrainOption, DrainLimitOption, WorkersOption,
-                HubsOption, PlacementOption, TargetOption, SyncOption, PrefetchOption, ConcurrencyOption, TinyOption, RabbitOption, ManagementOption, PostgresOption, JsonOption, MarkdownOption,
+                HubsOption, PlacementOption, TargetOption, SyncOption, PrefetchOption, ConcurrencyOption, PoolSizeOption, TinyOption, RabbitOption, ManagementOption, PostgresOption, JsonOption, MarkdownOption,
                 HeapByTypeOption,
             };
             command.SetAction((parse, token) => RunAsync([name], parse, token));
@@ -76,7 +77,7 @@ public static class Cli
 
         var all = new Command("all", "Every scenario, one after the other, on one broker.")
         {
-            DrainOption, DrainLimitOption, TargetOption, SyncOption, PrefetchOption, ConcurrencyOption, TinyOption, RabbitOption, ManagementOption, PostgresOption, JsonOption, MarkdownOption,
+            DrainOption, DrainLimitOption, TargetOption, SyncOption, PrefetchOption, ConcurrencyOption, PoolSizeOption, TinyOption, RabbitOption, ManagementOption, PostgresOption, JsonOption, MarkdownOption,
         };
         all.SetAction((parse, token) => RunAsync([.. Scenarios.Keys], parse, token));
         root.Subcommands.Add(all);
@@ -193,6 +194,8 @@ public static class Cli
             throw new BenchException("--heap-by-type needs dotnet-gcdump: dotnet tool install -g dotnet-gcdump");
         if (parse.GetValue(PrefetchOption) is < 1 || parse.GetValue(ConcurrencyOption) is < 1)
             throw new BenchException("--prefetch and --concurrency must be at least 1.");
+        if (parse.GetValue(PoolSizeOption) is < 1 or > 1000)
+            throw new BenchException("--pool-size must be between 1 and 1000 (database connections per process).");
 
         return new ScenarioSettings(
             scenario,
@@ -200,7 +203,7 @@ public static class Cli
             workers,
             targets,
             hubs,
-            new ServiceSettings(sync, parse.GetValue(PrefetchOption), parse.GetValue(ConcurrencyOption)),
+            new ServiceSettings(sync, parse.GetValue(PrefetchOption), parse.GetValue(ConcurrencyOption), parse.GetValue(PoolSizeOption)),
             HeapByType: single && scenario == "idle" && parse.GetValue(HeapByTypeOption),
             Repeat: repeat);
     }

@@ -19,7 +19,7 @@ public static class Report
 
     public static void PrintRun(RunResult r)
     {
-        Console.WriteLine($"--- {r.Scenario} / {r.Target}{(r.Workers > 0 ? $" / {r.Workers} worker(s)" : "")}{(r.Hubs > 1 ? $" / {r.Hubs} hubs" : "")}: {r.WallSeconds} s, load average {r.LoadAverageBefore} -> {r.LoadAverageAfter}{(r.StolenPercent is { } stolen ? string.Create(CultureInfo.InvariantCulture, $", stolen by the host {stolen:0.0}% of the measured window") : "")}");
+        Console.WriteLine($"--- {r.Scenario} / {r.Target}{(r.Workers > 0 ? $" / {r.Workers} worker(s)" : "")}{(r.Hubs > 1 ? $" / {r.Hubs} hubs" : "")}: {r.WallSeconds} s, load average {r.LoadAverageBefore} -> {r.LoadAverageAfter}{(r.StolenPercent is { } stolen ? string.Create(CultureInfo.InvariantCulture, $", stolen by the host {stolen:0.0}% of the measured window") : "")}{(r.PoolSize is { } pool ? $", at most {pool} database connections per process" : "")}");
         if (r.Timing is { } t)
             Console.WriteLine(HopTable(r, t));
         if (r.Cpu is { Count: > 0 } cpu)

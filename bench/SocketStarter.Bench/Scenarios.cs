@@ -147,7 +147,8 @@ public sealed class ScenarioRunner(Broker broker, Database database, string runD
             Timing.Of(stats, load.Hops),
             hubs,
             load.Cpu,
-            load.StolenPercent);
+            load.StolenPercent,
+            PoolSize: settings.Services.PoolSize);
     }
 }
 
@@ -183,7 +184,8 @@ public sealed record RunResult(
     int Hubs = 1,
     IReadOnlyList<Load.CpuUse>? Cpu = null,
     double? StolenPercent = null,
-    int Round = 1);
+    int Round = 1,
+    int? PoolSize = null);
 
 /// <summary>
 /// The latency budget of a run: means over the measured sends from the clients (send to each

@@ -20,8 +20,18 @@ public interface ITarget : IAsyncDisposable
     Task ReplaceWorkerAsync(int index, CancellationToken cancellationToken);
 }
 
-/// <summary>How the services are set up for a run. <c>SynchronousCommit</c>: PostgreSQL's synchronous_commit, on or off.</summary>
-public sealed record ServiceSettings(string SynchronousCommit, int? PrefetchCount, int? ConcurrentMessageLimit);
+/// <summary>
+/// How the services are set up for a run. <c>SynchronousCommit</c>: PostgreSQL's synchronous_commit,
+/// on or off. <c>PoolSize</c>: the most database connections each worker process (and the baseline)
+/// opens, <c>Maximum Pool Size</c> in its connection string; null keeps the services' default.
+/// </summary>
+public sealed record ServiceSettings(string SynchronousCommit, int? PrefetchCount, int? ConcurrentMessageLimit, int? PoolSize = null)
+{
+    /// <summary>A run database's connection string with this run's pool size, if one is set.</summary>
+    public string WithPoolSize(string connectionString) => PoolSize is { } size
+        ? new Npgsql.NpgsqlConnectionStringBuilder(connectionString) { MaxPoolSize = size }.ConnectionString
+        : connectionString;
+}
 
 /// <summary>Hub.Front and W Chat.Worker processes on a broker virtual host and a database of their own.</summary>
 public sealed class GatewayTarget : ITarget
@@ -70,7 +80,7 @@ public sealed class GatewayTarget : ITarget
         var target = new GatewayTarget(broker, database, vhost, workerSettings, logs);
         try
         {
-            workerSettings["ConnectionStrings:postgres"] = await database.CreateDatabaseAsync(vhost, settings.SynchronousCommit);
+            workerSettings["ConnectionStrings:postgres"] = settings.WithPoolSize(await database.CreateDatabaseAsync(vhost, settings.SynchronousCommit));
             // Workers first: they declare the queue the hub sends to. Started together: each takes seconds.
             target._workers.AddRange(await Task.WhenAll(Enumerable.Range(1, workers).Select(n => target.StartWorkerAsync(n, cancellationToken))));
             var hubSettings = new Dictionary<string, string>
@@ -150,7 +160,7 @@ public sealed class BaselineTarget : ITarget
         var target = new BaselineTarget(database, name);
         try
         {
-            var connectionString = await database.CreateDatabaseAsync(name, settings.SynchronousCommit);
+            var connectionString = settings.WithPoolSize(await database.CreateDatabaseAsync(name, settings.SynchronousCommit));
             target.Hub = await Service.StartAsync("baseline", Repository.Binary("SocketStarter.Baseline"), new Dictionary<string, string>
             {
                 ["ConnectionStrings:postgres"] = connectionString,
