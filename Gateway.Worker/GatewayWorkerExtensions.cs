@@ -47,10 +47,6 @@ public static class GatewayWorkerExtensions
         builder.Services.AddSingleton(identity);
         var runtime = builder.AddGatewayRuntime<TApplication>();
 
-        builder.Services.AddOptions<WorkerOptions>()
-            .BindConfiguration(WorkerOptions.Section)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
         builder.Services.AddHostedService<OutboxSweeper>();
         builder.Services.AddHostedService<HubInstanceReaper>();
 
@@ -119,6 +115,10 @@ public static class GatewayWorkerExtensions
             connectionString, sp.GetServices<MigrationSet>(), sp.GetRequiredService<ILogger<SchemaInitializer>>()));
         builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: [ServiceDefaults.Extensions.ReadyTag]);
 
+        builder.Services.AddOptions<WorkerOptions>()
+            .BindConfiguration(WorkerOptions.Section)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
         builder.Services.AddSingleton<WorkerMetrics>();
         builder.Services.AddSingleton<Outbox>();
         builder.Services.AddSingleton<UpstreamEventProcessor>();

@@ -24,52 +24,98 @@ public sealed partial class Outbox(GatewayStore store, TimeProvider time, ILogge
         typeof(AddToGroup), typeof(RemoveFromGroup), typeof(CloseConnection),
     }.ToFrozenDictionary(t => t.Name);
 
-    /// <summary>
-    /// Sends the replies an event just committed, in the order it sent them, on the event's own
-    /// connection (still open): one for a connection, a user or everyone straight from memory, then
-    /// deleted; one for a group through the group's ordered flush, which also sends what other
-    /// events committed for the group before it.
-    /// </summary>
-    internal async Task SendCommittedAsync(Npgsql.NpgsqlConnection connection, IReadOnlyList<GatewayEventContext.Reply> replies, long[] ids, IPublishEndpoint publisher, CancellationToken cancellationToken)
-    {
-        var direct = new List<long>();
-        var flushed = new HashSet<string>(StringComparer.Ordinal);
-        for (var i = 0; i < replies.Count; i++)
-        {
-            var reply = replies[i];
-            if (reply.OrderKey is null)
-            {
-                await HubRouting.SendAsync(publisher, reply.Command, reply.Type, reply.TargetInstance, cancellationToken);
-                direct.Add(ids[i]);
-            }
-            else if (flushed.Add(reply.OrderKey))
-            {
-                await GatewayStore.FlushOrderedAsync(connection, reply.OrderKey, GatewayEventContext.GroupOf(reply.OrderKey),
-                    (rows, members) => SendOrderedAsync(rows, members, publisher, cancellationToken), cancellationToken);
-            }
-        }
-        await GatewayStore.DeleteOutboxAsync(connection, [.. direct], cancellationToken);
-    }
+    /// <summary>A reply to send: from memory (<paramref name="Command"/>) or, for a group's, from its ordered flush.</summary>
+    internal readonly record struct Outgoing(long Id, string? OrderKey, object? Command, Type? Type, string? TargetInstance);
 
     /// <summary>
-    /// One flush of a group, in order: a message to the instances that hold members, a removal to
-    /// the member's instance. Those who leave in this flush still get what was sent before they left.
+    /// Sends the replies that some events just committed, event by event in the order given, each
+    /// event's in the order it sent them, on a connection that is open and in no transaction: one
+    /// for a connection, a user or everyone straight from memory; those for groups through one
+    /// ordered flush of all their groups, which also sends what other events committed for the
+    /// groups before them (a group's reply leaves once every earlier one of the group has).
     /// </summary>
-    private static async Task SendOrderedAsync(IReadOnlyList<GatewayStore.OutboxRow> rows, IReadOnlyList<string?> memberInstances, IPublishEndpoint publisher, CancellationToken cancellationToken)
+    internal async Task SendCommittedAsync(Npgsql.NpgsqlConnection connection, IReadOnlyList<(IReadOnlyList<Outgoing> Replies, IPublishEndpoint Publisher)> events, CancellationToken cancellationToken)
     {
-        var instances = memberInstances
-            .Concat(rows.Where(r => r.MessageType == nameof(RemoveFromGroup)).Select(r => r.TargetInstance))
-            .Distinct(StringComparer.Ordinal)
-            .ToList();
-        foreach (var row in rows)
+        var keys = events.SelectMany(e => e.Replies).Select(r => r.OrderKey).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        if (keys.Count == 0)
         {
-            var type = CommandTypes[row.MessageType];
-            var command = JsonSerializer.Deserialize(row.Body, type, Json)!;
-            if (type == typeof(SendToGroup))
-                await HubRouting.SendToEachAsync(publisher, command, type, instances, cancellationToken);
-            else
-                await HubRouting.SendAsync(publisher, command, type, row.TargetInstance, cancellationToken);
+            await GatewayStore.DeleteOutboxAsync(connection, [.. await SendInOrderAsync(events, [], Lookup.Empty, cancellationToken)], cancellationToken);
+            return;
         }
+        await GatewayStore.FlushOrderedAsync(connection, keys,
+            (rows, members) => SendInOrderAsync(events, rows, members, cancellationToken), cancellationToken);
+    }
+
+    internal static IReadOnlyList<Outgoing> FromReplies(IReadOnlyList<GatewayEventContext.Reply> replies, long[] ids) =>
+        [.. replies.Select((r, i) => new Outgoing(ids[i], r.OrderKey, r.Command, r.Type, r.TargetInstance))];
+
+    private static IReadOnlyList<Outgoing> FromRows(IReadOnlyList<GatewayStore.OutboxRow> rows) =>
+        [.. rows.Select(r => r.OrderKey is null
+            ? new Outgoing(r.Id, null, JsonSerializer.Deserialize(r.Body, CommandTypes[r.MessageType], Json)!, CommandTypes[r.MessageType], r.TargetInstance)
+            : new Outgoing(r.Id, r.OrderKey, null, null, null))];
+
+    /// <summary>
+    /// Walks the events' replies in order: a reply of its own is sent as it comes; a group's sends
+    /// the group's flushed rows up to and including it. What is left of the flushed rows
+    /// (committed by others) goes last. A group's message goes to the instances that hold members,
+    /// a removal to the member's instance; those who leave in this flush still get what was sent
+    /// before they left. Returns the ids sent.
+    /// </summary>
+    private static async Task<IReadOnlyCollection<long>> SendInOrderAsync(
+        IReadOnlyList<(IReadOnlyList<Outgoing> Replies, IPublishEndpoint Publisher)> events,
+        IReadOnlyList<GatewayStore.OutboxRow> flushed, ILookup<string, string?> members, CancellationToken cancellationToken)
+    {
+        var byKey = flushed.GroupBy(r => r.OrderKey!, StringComparer.Ordinal).ToDictionary(g => g.Key, g => new Queue<GatewayStore.OutboxRow>(g), StringComparer.Ordinal);
+        var instances = byKey.ToDictionary(k => k.Key, k => (IReadOnlyCollection<string?>)
+            [.. (GatewayEventContext.GroupOf(k.Key) is { } group ? members[group] : [])
+                .Concat(k.Value.Where(r => r.MessageType == nameof(RemoveFromGroup)).Select(r => r.TargetInstance))
+                .Distinct(StringComparer.Ordinal)], StringComparer.Ordinal);
+        var sent = new List<long>();
+
+        async Task SendRowsUpToAsync(string key, long id, IPublishEndpoint publisher)
+        {
+            if (!byKey.TryGetValue(key, out var queue))
+                return;
+            while (queue.TryPeek(out var row) && row.Id <= id)
+            {
+                queue.Dequeue();
+                var type = CommandTypes[row.MessageType];
+                var command = JsonSerializer.Deserialize(row.Body, type, Json)!;
+                if (type == typeof(SendToGroup))
+                    await HubRouting.SendToEachAsync(publisher, command, type, instances[key], cancellationToken);
+                else
+                    await HubRouting.SendAsync(publisher, command, type, row.TargetInstance, cancellationToken);
+                sent.Add(row.Id);
+            }
+        }
+
+        foreach (var (replies, publisher) in events)
+        {
+            foreach (var reply in replies)
+            {
+                if (reply.OrderKey is null)
+                {
+                    await HubRouting.SendAsync(publisher, reply.Command!, reply.Type!, reply.TargetInstance, cancellationToken);
+                    sent.Add(reply.Id);
+                }
+                else
+                {
+                    // Sent already when another flush took it first (in order, too).
+                    await SendRowsUpToAsync(reply.OrderKey, reply.Id, publisher);
+                }
+            }
+        }
+        if (events.Count > 0)
+        {
+            foreach (var key in byKey.Keys)
+                await SendRowsUpToAsync(key, long.MaxValue, events[0].Publisher);
+        }
+        return sent;
+    }
+
+    private static class Lookup
+    {
+        public static readonly ILookup<string, string?> Empty = Array.Empty<(string, string?)>().ToLookup(m => m.Item1, m => m.Item2);
     }
 
     /// <summary>Sends every reply waiting for one connection.</summary>
@@ -100,28 +146,8 @@ public sealed partial class Outbox(GatewayStore store, TimeProvider time, ILogge
             return 0;
 
         await using var connection = await store.DataSource.OpenConnectionAsync(cancellationToken);
-        var direct = new List<long>();
-        var flushed = new HashSet<string>(StringComparer.Ordinal);
-        var sent = 0;
-        foreach (var row in rows)
-        {
-            if (row.OrderKey is null)
-            {
-                var type = CommandTypes[row.MessageType];
-                var command = JsonSerializer.Deserialize(row.Body, type, Json)!;
-                await HubRouting.SendAsync(publisher, command, type, row.TargetInstance, cancellationToken);
-                direct.Add(row.Id);
-                sent++;
-            }
-            else if (flushed.Add(row.OrderKey))
-            {
-                sent += await GatewayStore.FlushOrderedAsync(connection, row.OrderKey, GatewayEventContext.GroupOf(row.OrderKey),
-                    (ordered, members) => SendOrderedAsync(ordered, members, publisher, cancellationToken), cancellationToken);
-            }
-        }
-
-        await GatewayStore.DeleteOutboxAsync(connection, [.. direct], cancellationToken);
-        return sent;
+        await SendCommittedAsync(connection, [(FromRows(rows), publisher)], cancellationToken);
+        return rows.Count;
     }
 
     [LoggerMessage(LogLevel.Information, "Sent {Count} replies left in the outbox")]

@@ -1,4 +1,5 @@
 using MassTransit;
+using Microsoft.Extensions.Options;
 using Npgsql;
 using SocketStarter.GatewayWorker.Store;
 
@@ -12,15 +13,37 @@ namespace SocketStarter.GatewayWorker;
 /// seq follows last directly → applied;
 /// otherwise a predecessor is still in flight → <see cref="SequenceGapException"/>.
 /// </summary>
-public sealed partial class UpstreamEventProcessor(
-    Shards.WorkerIdentity identity,
-    GatewayStore store,
-    Outbox outbox,
-    IGatewayApplication application,
-    WorkerMetrics metrics,
-    TimeProvider time,
-    ILogger<UpstreamEventProcessor> logger)
+public sealed partial class UpstreamEventProcessor
 {
+    private readonly Shards.WorkerIdentity identity;
+    private readonly GatewayStore store;
+    private readonly Outbox outbox;
+    private readonly IGatewayApplication application;
+    private readonly WorkerMetrics metrics;
+    private readonly TimeProvider time;
+    private readonly ILogger<UpstreamEventProcessor> logger;
+    private readonly Batches _batches;
+
+    public UpstreamEventProcessor(
+        Shards.WorkerIdentity identity,
+        GatewayStore store,
+        Outbox outbox,
+        IGatewayApplication application,
+        WorkerMetrics metrics,
+        IOptions<WorkerOptions> options,
+        TimeProvider time,
+        ILogger<UpstreamEventProcessor> logger)
+    {
+        this.identity = identity;
+        this.store = store;
+        this.outbox = outbox;
+        this.application = application;
+        this.metrics = metrics;
+        this.time = time;
+        this.logger = logger;
+        _batches = new Batches(this, options.Value);
+    }
+
     public enum Outcome { Applied, Duplicate }
 
     // How often an event whose predecessor is not in this process looks for progress made elsewhere.
@@ -29,6 +52,10 @@ public sealed partial class UpstreamEventProcessor(
     /// <param name="givenUp">Predecessors this event no longer waits for; remembered, so that one
     /// arriving later is reported rather than dropped in silence.</param>
     /// <param name="takenUp">When the event was taken up (<see cref="TimeProvider.GetTimestamp"/>), for the apply hop's metric; now when not given.</param>
+    /// <remarks>
+    /// Events that are ready at the same time share a transaction (see <see cref="WorkerOptions.BatchSize"/>);
+    /// this returns once the event's transaction committed and its replies were sent.
+    /// </remarks>
     public async Task<Outcome> ProcessAsync(
         UpstreamEvent upstream,
         Func<GatewayEventContext, Task> apply,
@@ -37,57 +64,49 @@ public sealed partial class UpstreamEventProcessor(
         IReadOnlyCollection<long>? givenUp = null,
         long? takenUp = null)
     {
-        var takenUpAt = takenUp ?? time.GetTimestamp();
-        await using var connection = await store.DataSource.OpenConnectionAsync(cancellationToken);
-        var started = time.GetUtcNow();
-        Outcome outcome;
-        IReadOnlyList<GatewayEventContext.Reply> replies = [];
-        long[] ids = [];
-        await using (var transaction = await connection.BeginTransactionAsync(cancellationToken))
+        cancellationToken.ThrowIfCancellationRequested();
+        var pending = new PendingEvent(upstream, apply, publisher, givenUp, takenUp ?? time.GetTimestamp());
+        var outcome = await _batches.ApplyAsync(pending);
+        if (outcome == Outcome.Duplicate)
         {
-            var context = new GatewayEventContext(connection, transaction, upstream, store, publisher, time, cancellationToken);
-            var (advanced, repliesPending) = await store.TryAdvanceAsync(connection, transaction, upstream, upstream.EarliestPredecessor, context.Now, cancellationToken);
-            if (advanced && repliesPending)
-            {
-                // Replies of the previous event not sent yet: wait (rolled back), so replies leave in event order.
-                throw new SequenceGapException(upstream.ConnectionId, upstream.Seq - 1, upstream.Seq, outboxPending: true);
-            }
-            if (advanced)
-            {
-                // Its turn: the connection's row is locked and the event recorded as applied; the
-                // application's effect and replies join that transaction.
-                await apply(context);
-                if (givenUp is { Count: > 0 })
-                    await store.RememberGivenUpAsync(connection, transaction, upstream.ConnectionId, givenUp, context.Now, cancellationToken);
-                (replies, ids) = await context.WriteRepliesAsync();
-                outcome = Outcome.Applied;
-            }
-            else
-            {
-                outcome = await NotNextAsync(connection, transaction, context, upstream, cancellationToken);
-                (replies, ids) = await context.WriteRepliesAsync();
-            }
-            await transaction.CommitAsync(cancellationToken);
-        }
-        if (outcome == Outcome.Applied && logger.IsEnabled(LogLevel.Debug))
-            LogApplied(upstream.ConnectionId, upstream.Seq, identity.WorkerId, started.ToUnixTimeMilliseconds() * 1000 + started.Microsecond, time.GetUtcNow() is var done ? done.ToUnixTimeMilliseconds() * 1000 + done.Microsecond : 0);
-
-        if (outcome == Outcome.Applied)
-        {
-            var committedAt = time.GetTimestamp();
-            metrics.Applied(time.GetElapsedTime(takenUpAt, committedAt));
-            await outbox.SendCommittedAsync(connection, replies, ids, publisher, cancellationToken);
-            metrics.Replied(time.GetElapsedTime(committedAt));
-        }
-        else
-        {
-            // Replies of a duplicate that were never sent. The flush takes connections of its own:
-            // this one goes back to the pool first, so that events holding every connection of a
-            // small pool never wait for one another's second connection.
-            await connection.DisposeAsync();
+            // Replies of a duplicate that were never sent. The flush takes connections of its own,
+            // after the batch gave its connection back, so that events holding every connection
+            // of a small pool never wait for one another's second connection.
             await outbox.FlushAsync(upstream.ConnectionId, publisher, cancellationToken);
         }
         return outcome;
+    }
+
+    /// <summary>
+    /// One event's part of a transaction: takes its turn, applies it (or finds it a duplicate) and
+    /// writes its replies to the outbox. Throws <see cref="SequenceGapException"/> when it is not
+    /// its turn; the caller rolls its part back.
+    /// </summary>
+    /// <param name="before">Statements sent with the turn's (the batch's savepoint for this event).</param>
+    private async Task ApplyInTransactionAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, PendingEvent pending, IReadOnlyList<string>? before)
+    {
+        var upstream = pending.Upstream;
+        var context = new GatewayEventContext(connection, transaction, upstream, store, pending.Publisher, time, CancellationToken.None);
+        var (advanced, repliesPending) = await store.TryAdvanceAsync(connection, transaction, upstream, upstream.EarliestPredecessor, context.Now, CancellationToken.None, before);
+        if (advanced && repliesPending)
+        {
+            // Replies of the previous event not sent yet: wait (rolled back), so replies leave in event order.
+            throw new SequenceGapException(upstream.ConnectionId, upstream.Seq - 1, upstream.Seq, outboxPending: true);
+        }
+        if (advanced)
+        {
+            // Its turn: the connection's row is locked and the event recorded as applied; the
+            // application's effect and replies join that transaction.
+            await pending.Apply(context);
+            if (pending.GivenUp is { Count: > 0 })
+                await store.RememberGivenUpAsync(connection, transaction, upstream.ConnectionId, pending.GivenUp, context.Now, CancellationToken.None);
+            pending.Outcome = Outcome.Applied;
+        }
+        else
+        {
+            pending.Outcome = await NotNextAsync(connection, transaction, context, upstream, CancellationToken.None);
+        }
+        (pending.Replies, pending.ReplyIds) = await context.WriteRepliesAsync();
     }
 
     /// <summary>The event is not the next one: a duplicate (skipped) or ahead of a missing predecessor (<see cref="SequenceGapException"/>).</summary>

@@ -16,6 +16,8 @@ public sealed class WorkerMetrics
     private readonly Histogram<double> _queued;
     private readonly Histogram<double> _applied;
     private readonly Histogram<double> _replied;
+    private readonly Histogram<int> _batch;
+    private readonly Counter<long> _lockWaitsDeferred;
 
     // Fine enough for the hops of one event (a fraction of a millisecond to seconds).
     private static readonly InstrumentAdvice<double> HopBuckets = new()
@@ -37,7 +39,20 @@ public sealed class WorkerMetrics
             description: "From taking an event up to the commit of its effect, progress and replies (waits for the connection's earlier events included).", advice: HopBuckets);
         _replied = meter.CreateHistogram("worker.event.replied", unit: "ms",
             description: "From an event's commit until its replies are published and confirmed by the broker (ordered group flush included).", advice: HopBuckets);
+        _batch = meter.CreateHistogram("worker.batch.events", unit: "{event}",
+            description: "Events committed together (Worker:BatchSize at most): how much the group commit shares.",
+            advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [1, 2, 4, 8, 16, 32, 64] });
+        _lockWaitsDeferred = meter.CreateCounter<long>("worker.batch.lock_waits_deferred",
+            description: "Events taken back out of a batch after waiting Worker:BatchLockTimeout for a lock another transaction held, then applied in a transaction of their own.");
     }
+
+    public void Batched(int events)
+    {
+        if (events > 0)
+            _batch.Record(events);
+    }
+
+    public void LockWaitsDeferred(int events) => _lockWaitsDeferred.Add(events);
 
     public void Queued(TimeSpan time) => _queued.Record(time.TotalMilliseconds);
     public void Applied(TimeSpan time) => _applied.Record(time.TotalMilliseconds);

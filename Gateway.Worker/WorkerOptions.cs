@@ -36,6 +36,31 @@ public sealed class WorkerOptions
     [Range(1, 1_000, ErrorMessage = "Worker:ConcurrentMessageLimit must be between 1 and 1000.")]
     public int ConcurrentMessageLimit { get; set; } = 16;
 
+    /// <summary>
+    /// Most events applied in one transaction. Events that are ready at the same time (under load:
+    /// many connections' events waiting for a database connection) share a transaction, one
+    /// commit and one flush of their replies; under a light load each has its own at once. 1: every
+    /// event its own transaction. Each event in a batch is a savepoint (a subtransaction): past
+    /// about 30, PostgreSQL's per-session cache of them overflows and every session slows down.
+    /// </summary>
+    [Range(1, 30, ErrorMessage = "Worker:BatchSize must be between 1 and 30.")]
+    public int BatchSize { get; set; } = 16;
+
+    /// <summary>
+    /// Transactions this worker runs at once, each over a batch of events; at most the pool's
+    /// Maximum Pool Size are open (every other need of a connection waits meanwhile).
+    /// </summary>
+    [Range(1, 1_000, ErrorMessage = "Worker:Writers must be between 1 and 1000.")]
+    public int Writers { get; set; } = 8;
+
+    /// <summary>
+    /// How long an event that is not first in its batch waits for a lock another transaction holds
+    /// (a chat room's row) before it is taken out of the batch and applied after, alone: two
+    /// batches holding locks the other wants never wait for each other longer than this.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.001", "00:00:10", ErrorMessage = "Worker:BatchLockTimeout must be between 00:00:00.001 and 00:00:10.")]
+    public TimeSpan BatchLockTimeout { get; set; } = TimeSpan.FromMilliseconds(50);
+
     /// <summary>How often a worker tells the others which shards it holds.</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "00:01:00", ErrorMessage = "Worker:PeerHeartbeatInterval must be between 00:00:00.100 and 00:01:00.")]
     public TimeSpan PeerHeartbeatInterval { get; set; } = TimeSpan.FromSeconds(1);

@@ -55,11 +55,13 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
     /// outbox (then the caller must roll back and wait).
     /// </summary>
     /// <param name="earliestPredecessor">The lowest last seq this event may follow: seq - 1, or lower where the hub voided the seqs in between.</param>
-    public async Task<(bool Advanced, bool RepliesPending)> TryAdvanceAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, UpstreamEvent upstream, long earliestPredecessor, DateTimeOffset now, CancellationToken cancellationToken)
+    /// <param name="before">Statements without parameters sent first in the same round trip (a batch's savepoint for this event).</param>
+    public async Task<(bool Advanced, bool RepliesPending)> TryAdvanceAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, UpstreamEvent upstream, long earliestPredecessor, DateTimeOffset now, CancellationToken cancellationToken, IReadOnlyList<string>? before = null)
     {
-        await using var batch = new NpgsqlBatch(connection, transaction)
-        {
-            BatchCommands =
+        await using var batch = new NpgsqlBatch(connection, transaction);
+        foreach (var statement in before ?? [])
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(statement));
+        foreach (var command in new[]
             {
                 // The first event of a connection inserts its row; any later one moves it on. A
                 // duplicate, or an event ahead of a missing predecessor, changes nothing.
@@ -89,9 +91,15 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
                 new NpgsqlBatchCommand("SELECT EXISTS (SELECT 1 FROM gateway_outbox WHERE connection_id = $1)") { Parameters = { Text(upstream.ConnectionId) } },
                 // After the progress: GatewayEventContext.RollbackAsync undoes the application's work, not the turn.
                 new NpgsqlBatchCommand($"SAVEPOINT {EventSavepoint}"),
-            },
-        };
+            })
+        {
+            batch.BatchCommands.Add(command);
+        }
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+        // The statements before return no rows; the first result with a column is the turn's.
+        while (reader.FieldCount == 0 && await reader.NextResultAsync(cancellationToken))
+        {
+        }
         await reader.ReadAsync(cancellationToken);
         var advanced = reader.GetBoolean(0);
         await reader.NextResultAsync(cancellationToken);
@@ -226,20 +234,24 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
     }
 
     /// <summary>
-    /// Publishes every committed reply of one order key (a group), oldest first, then deletes them,
-    /// holding the key's advisory lock throughout: the flushes of one key, on any worker, take
+    /// Publishes every committed reply of some order keys (groups), oldest first, then deletes them,
+    /// holding the keys' advisory locks throughout: the flushes of one key, on any worker, take
     /// turns, and each finds all that committed before it. So a group's replies leave in the
-    /// order their events committed (for a chat room: in seq order). Returns how many it sent.
+    /// order their events committed (for a chat room: in seq order). The locks are taken in one
+    /// order (by their hash) whatever the order of the keys, so flushes of several keys never wait
+    /// for each other in a circle. Returns how many rows it sent.
     /// </summary>
-    /// <param name="group">The group whose replies these are: its members' hub instances are read
-    /// after the rows, so every member whose join committed before a row's event gets that row.</param>
-    /// <param name="publish">Sends the rows, given the hub instances that hold members of the group.</param>
-    public static async Task<int> FlushOrderedAsync(NpgsqlConnection connection, string orderKey, string? group, Func<IReadOnlyList<OutboxRow>, IReadOnlyList<string?>, Task> publish, CancellationToken cancellationToken)
+    /// <param name="publish">Sends the rows (of every key, in the order they were written), given
+    /// the hub instances that hold members of each group; returns the ids of the rows it sent and
+    /// of any other outbox row sent meanwhile, all deleted in the commit.</param>
+    public static async Task<int> FlushOrderedAsync(NpgsqlConnection connection, IReadOnlyCollection<string> orderKeys, Func<IReadOnlyList<OutboxRow>, ILookup<string, string?>, Task<IReadOnlyCollection<long>>> publish, CancellationToken cancellationToken)
     {
-        // Two round trips: the transaction, its lock, the rows and the members at once; then the delete with the commit.
+        // Two round trips: the transaction, its locks, the rows and the members at once; then the delete with the commit.
         // (Plain BEGIN and COMMIT, so the COMMIT can travel with the DELETE.)
+        var keys = orderKeys.Distinct(StringComparer.Ordinal).ToArray();
+        var groups = keys.Select(GatewayEventContext.GroupOf).OfType<string>().ToArray();
         var rows = new List<OutboxRow>();
-        var memberInstances = new List<string?>();
+        var memberInstances = new List<(string Group, string? Instance)>();
         try
         {
             await using (var take = new NpgsqlBatch(connection)
@@ -249,38 +261,42 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
                     new NpgsqlBatchCommand("BEGIN"),
                     // Losing this delete to a crash only sends the replies again.
                     new NpgsqlBatchCommand("SET LOCAL synchronous_commit TO OFF"),
-                    new NpgsqlBatchCommand("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))") { Parameters = { Text(orderKey) } },
-                    // A statement after the lock: it sees every row committed by the flushes and events before.
-                    new NpgsqlBatchCommand("SELECT id, message_type, body, target_instance FROM gateway_outbox WHERE order_key = $1 ORDER BY id") { Parameters = { Text(orderKey) } },
+                    new NpgsqlBatchCommand("""
+                        SELECT pg_advisory_xact_lock(h) AS locked
+                        FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY h) AS keys
+                        """) { Parameters = { new() { Value = keys, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text } } },
+                    // A statement after the locks: it sees every row committed by the flushes and events before.
+                    new NpgsqlBatchCommand("SELECT id, message_type, body, target_instance, order_key FROM gateway_outbox WHERE order_key = ANY($1) ORDER BY id")
+                    { Parameters = { new() { Value = keys, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text } } },
                     // A statement after the rows: it sees every join committed before any of them.
-                    new NpgsqlBatchCommand("SELECT DISTINCT hub_instance_id AS member_instance FROM gateway_group_members WHERE group_name = $1") { Parameters = { Text(group) } },
+                    new NpgsqlBatchCommand("SELECT DISTINCT group_name, hub_instance_id AS member_instance FROM gateway_group_members WHERE group_name = ANY($1)")
+                    { Parameters = { new() { Value = groups, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text } } },
                 },
             })
             await using (var reader = await take.ExecuteReaderAsync(cancellationToken))
             {
                 do
                 {
-                    // The rows' result has their four columns, the members' one is named; the lock's is neither.
-                    if (reader.FieldCount == 4)
+                    // Told apart by their columns: the rows' five, the members' two; the locks' one is skipped.
+                    if (reader.FieldCount == 5)
                     {
                         while (await reader.ReadAsync(cancellationToken))
-                            rows.Add(new OutboxRow(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3), orderKey));
+                            rows.Add(new OutboxRow(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3), reader.GetString(4)));
                     }
-                    else if (reader.FieldCount == 1 && reader.GetName(0) == "member_instance")
+                    else if (reader.FieldCount == 2)
                     {
                         while (await reader.ReadAsync(cancellationToken))
-                            memberInstances.Add(reader.IsDBNull(0) ? null : reader.GetString(0));
+                            memberInstances.Add((reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1)));
                     }
                 }
                 while (await reader.NextResultAsync(cancellationToken));
             }
-            if (rows.Count > 0)
-                await publish(rows, memberInstances);
+            var sent = await publish(rows, memberInstances.ToLookup(m => m.Group, m => m.Instance, StringComparer.Ordinal));
             await using var finish = new NpgsqlBatch(connection)
             {
                 BatchCommands =
                 {
-                    new NpgsqlBatchCommand("DELETE FROM gateway_outbox WHERE id = ANY($1)") { Parameters = { new() { Value = rows.Select(r => r.Id).ToArray() } } },
+                    new NpgsqlBatchCommand("DELETE FROM gateway_outbox WHERE id = ANY($1)") { Parameters = { new() { Value = sent.ToArray() } } },
                     new NpgsqlBatchCommand("COMMIT"),
                 },
             };

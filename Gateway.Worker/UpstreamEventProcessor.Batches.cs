@@ -1,0 +1,201 @@
+using System.Collections.Concurrent;
+using MassTransit;
+using Npgsql;
+
+namespace SocketStarter.GatewayWorker;
+
+public sealed partial class UpstreamEventProcessor
+{
+    /// <summary>An event on its way through a batch, and what became of it.</summary>
+    private sealed class PendingEvent(UpstreamEvent upstream, Func<GatewayEventContext, Task> apply, IPublishEndpoint publisher, IReadOnlyCollection<long>? givenUp, long takenUp)
+    {
+        public UpstreamEvent Upstream => upstream;
+        public Func<GatewayEventContext, Task> Apply => apply;
+        public IPublishEndpoint Publisher => publisher;
+        public IReadOnlyCollection<long>? GivenUp => givenUp;
+        public long TakenUp => takenUp;
+
+        public Outcome Outcome { get; set; }
+        public IReadOnlyList<GatewayEventContext.Reply> Replies { get; set; } = [];
+        public long[] ReplyIds { get; set; } = [];
+        public DateTimeOffset Started { get; set; }
+        public DateTimeOffset Committed { get; set; }
+        public long CommittedAt { get; set; }
+
+        public TaskCompletionSource<Outcome> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    /// <summary>
+    /// Group commit: events that are ready at the same time (of different connections: a
+    /// connection's next event waits for its last) share one transaction, one commit and one
+    /// flush of their replies. At most <see cref="WorkerOptions.Writers"/> transactions run at
+    /// once; each takes every event waiting, up to <see cref="WorkerOptions.BatchSize"/>. Under a
+    /// light load each event still gets a transaction of its own at once: nothing waits to fill a
+    /// batch.
+    /// <para>
+    /// Each event after the first runs under a savepoint: one that fails (not its turn, the
+    /// application throws) is rolled back alone and the others commit. Those later events wait at
+    /// most <see cref="WorkerOptions.BatchLockTimeout"/> for a lock (a room's row another
+    /// transaction holds): a batch that holds one room and waits for a second could otherwise wait
+    /// in a circle with one holding them the other way round. One that times out is taken back
+    /// out and applied after, first in a transaction of its own, where it waits as long as it takes
+    /// (holding nothing else, as when every event had its own).
+    /// </para>
+    /// </summary>
+    private sealed class Batches(UpstreamEventProcessor processor, WorkerOptions options)
+    {
+        private const string EventInBatch = "gateway_batch_event";
+        private const string LockNotAvailable = "55P03";
+
+        private readonly ConcurrentQueue<PendingEvent> _waiting = new();
+        private int _writers;
+
+        public Task<Outcome> ApplyAsync(PendingEvent pending)
+        {
+            _waiting.Enqueue(pending);
+            if (Interlocked.Increment(ref _writers) <= options.Writers)
+                _ = Task.Run(WriteAsync);
+            else
+                Interlocked.Decrement(ref _writers);
+            return pending.Done.Task;
+        }
+
+        /// <summary>Takes batches until nothing waits, then stops (one is started again when an event comes).</summary>
+        private async Task WriteAsync()
+        {
+            var batch = new List<PendingEvent>(options.BatchSize);
+            while (true)
+            {
+                while (_waiting.TryDequeue(out var first))
+                {
+                    batch.Clear();
+                    batch.Add(first);
+                    while (batch.Count < options.BatchSize && _waiting.TryDequeue(out var next))
+                        batch.Add(next);
+                    var deferred = await RunAsync(batch);
+                    foreach (var alone in deferred)
+                        await RunAsync([alone]);
+                }
+                // Stop, unless an event came in while this writer still counted and none is left to take it.
+                Interlocked.Decrement(ref _writers);
+                if (_waiting.IsEmpty)
+                    return;
+                if (Interlocked.Increment(ref _writers) > options.Writers)
+                {
+                    Interlocked.Decrement(ref _writers);
+                    return;
+                }
+            }
+        }
+
+        /// <summary>
+        /// Applies the batch and sends its replies; completes each event's task. Returns the events
+        /// that lost a lock wait, to be applied again, each first in its own transaction. Never throws.
+        /// </summary>
+        private async Task<IReadOnlyList<PendingEvent>> RunAsync(IReadOnlyList<PendingEvent> batch)
+        {
+            var deferred = new List<PendingEvent>();
+            var committed = new List<PendingEvent>(batch.Count);
+            try
+            {
+                await using var connection = await processor.store.DataSource.OpenConnectionAsync();
+                var next = 0;
+                while (next < batch.Count)
+                    next = await RunTransactionAsync(connection, batch, next, committed, deferred);
+
+                var applied = committed.Where(p => p.Outcome == Outcome.Applied).ToList();
+                if (applied.Count > 0)
+                {
+                    foreach (var pending in applied)
+                    {
+                        processor.metrics.Applied(processor.time.GetElapsedTime(pending.TakenUp, pending.CommittedAt));
+                        if (processor.logger.IsEnabled(LogLevel.Debug))
+                            processor.LogApplied(pending.Upstream.ConnectionId, pending.Upstream.Seq, processor.identity.WorkerId, Microseconds(pending.Started), Microseconds(pending.Committed));
+                    }
+                    await processor.outbox.SendCommittedAsync(connection,
+                        [.. applied.Select(p => (Outbox.FromReplies(p.Replies, p.ReplyIds), p.Publisher))], CancellationToken.None);
+                    foreach (var pending in applied)
+                        processor.metrics.Replied(processor.time.GetElapsedTime(pending.CommittedAt));
+                }
+                processor.metrics.Batched(committed.Count);
+                foreach (var pending in committed)
+                    pending.Done.TrySetResult(pending.Outcome);
+            }
+            catch (Exception ex)
+            {
+                // The connection failed, a commit, or the replies' send: whatever has no outcome yet
+                // fails with it and is tried again by its consumer (as a duplicate where it committed).
+                foreach (var pending in batch)
+                    pending.Done.TrySetException(ex);
+                return [];
+            }
+            if (deferred.Count > 0)
+                processor.metrics.LockWaitsDeferred(deferred.Count);
+            return deferred;
+        }
+
+        /// <summary>
+        /// One transaction over the batch from <paramref name="next"/> on; returns where the next
+        /// transaction starts (after a first event that failed, which rolls back alone).
+        /// </summary>
+        private async Task<int> RunTransactionAsync(NpgsqlConnection connection, IReadOnlyList<PendingEvent> batch, int next, List<PendingEvent> committed, List<PendingEvent> deferred)
+        {
+            var started = processor.time.GetUtcNow();
+            var inTransaction = new List<PendingEvent>();
+            await using (var transaction = await connection.BeginTransactionAsync())
+            {
+                for (; next < batch.Count; next++)
+                {
+                    var pending = batch[next];
+                    if (inTransaction.Count == 0)
+                    {
+                        try
+                        {
+                            await processor.ApplyInTransactionAsync(connection, transaction, pending, before: null);
+                            inTransaction.Add(pending);
+                        }
+                        catch (Exception ex)
+                        {
+                            // Nothing else is in this transaction yet: it rolls back; the rest go on in a new one.
+                            pending.Done.TrySetException(ex);
+                            return next + 1;
+                        }
+                        continue;
+                    }
+
+                    try
+                    {
+                        // The timeout before the savepoint, so that rolling one event back keeps it for the next.
+                        await processor.ApplyInTransactionAsync(connection, transaction, pending,
+                            before: inTransaction.Count == 1 ? [LockTimeoutStatement, $"SAVEPOINT {EventInBatch}"] : [$"SAVEPOINT {EventInBatch}"]);
+                        inTransaction.Add(pending);
+                    }
+                    catch (Exception ex) when (!Store.GatewayDatabase.IsUnavailable(ex))
+                    {
+                        await using (var rollback = new NpgsqlCommand($"ROLLBACK TO SAVEPOINT {EventInBatch}", connection, transaction))
+                            await rollback.ExecuteNonQueryAsync();
+                        if (ex is PostgresException { SqlState: LockNotAvailable })
+                            deferred.Add(pending);
+                        else
+                            pending.Done.TrySetException(ex);
+                    }
+                }
+                await transaction.CommitAsync();
+            }
+            var committedAt = processor.time.GetTimestamp();
+            var now = processor.time.GetUtcNow();
+            foreach (var pending in inTransaction)
+            {
+                pending.Started = started;
+                pending.Committed = now;
+                pending.CommittedAt = committedAt;
+            }
+            committed.AddRange(inTransaction);
+            return next;
+        }
+
+        private string LockTimeoutStatement => $"SET LOCAL lock_timeout = {(int)options.BatchLockTimeout.TotalMilliseconds}";
+
+        private static long Microseconds(DateTimeOffset time) => time.ToUnixTimeMilliseconds() * 1000 + time.Microsecond;
+    }
+}
