@@ -29,7 +29,7 @@ public sealed partial class UpstreamEventProcessor
     /// Group commit: events that are ready at the same time (of different connections: a
     /// connection's next event waits for its last) share one transaction, one commit and one
     /// flush of their replies. At most <see cref="WorkerOptions.Writers"/> transactions run at
-    /// once; each takes every event waiting, up to <see cref="WorkerOptions.BatchSize"/>. Under a
+    /// once (and no more than the connection pool's Maximum Pool Size); each takes every event waiting, up to <see cref="WorkerOptions.BatchSize"/>. Under a
     /// light load each event still gets a transaction of its own at once: nothing waits to fill a
     /// batch.
     /// <para>
@@ -49,11 +49,13 @@ public sealed partial class UpstreamEventProcessor
 
         private readonly ConcurrentQueue<PendingEvent> _waiting = new();
         private int _writers;
+        // No more than the pool holds: a writer never waits for a connection another writer has.
+        private readonly int _maxWriters = Math.Max(1, Math.Min(options.Writers, new NpgsqlConnectionStringBuilder(processor.store.DataSource.ConnectionString).MaxPoolSize));
 
         public Task<Outcome> ApplyAsync(PendingEvent pending)
         {
             _waiting.Enqueue(pending);
-            if (Interlocked.Increment(ref _writers) <= options.Writers)
+            if (Interlocked.Increment(ref _writers) <= _maxWriters)
                 _ = Task.Run(WriteAsync);
             else
                 Interlocked.Decrement(ref _writers);
@@ -80,7 +82,7 @@ public sealed partial class UpstreamEventProcessor
                 Interlocked.Decrement(ref _writers);
                 if (_waiting.IsEmpty)
                     return;
-                if (Interlocked.Increment(ref _writers) > options.Writers)
+                if (Interlocked.Increment(ref _writers) > _maxWriters)
                 {
                     Interlocked.Decrement(ref _writers);
                     return;
@@ -170,7 +172,8 @@ public sealed partial class UpstreamEventProcessor
                             before: inTransaction.Count == 1 ? [LockTimeoutStatement, $"SAVEPOINT {EventInBatch}"] : [$"SAVEPOINT {EventInBatch}"]);
                         inTransaction.Add(pending);
                     }
-                    catch (Exception ex) when (!Store.GatewayDatabase.IsUnavailable(ex))
+                    // (Npgsql counts a lock timeout as transient, like an outage; here it is neither.)
+                    catch (Exception ex) when (ex is PostgresException { SqlState: LockNotAvailable } || !Store.GatewayDatabase.IsUnavailable(ex))
                     {
                         await using (var rollback = new NpgsqlCommand($"ROLLBACK TO SAVEPOINT {EventInBatch}", connection, transaction))
                             await rollback.ExecuteNonQueryAsync();
