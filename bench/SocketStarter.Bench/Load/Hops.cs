@@ -17,6 +17,8 @@ public sealed class HopProbe(IReadOnlyList<Uri> services)
         ("worker_event_applied", "worker: taken up → commit"),
         ("worker_event_replied", "worker: commit → replies confirmed"),
         ("gateway_command_delay", "worker publish → hub hands to clients"),
+        // Not a hop: how many events each commit covered (the count is of commits; mean and median in events, not ms).
+        ("worker_batch_events", "worker: events per commit (not ms)"),
     ];
 
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(10) };
