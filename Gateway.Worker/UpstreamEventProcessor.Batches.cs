@@ -74,9 +74,10 @@ public sealed partial class UpstreamEventProcessor
                     batch.Add(first);
                     while (batch.Count < options.BatchSize && _waiting.TryDequeue(out var next))
                         batch.Add(next);
+                    // Those taken out go again at once, each first in a transaction of its own, side by side.
                     var deferred = await RunAsync(batch);
-                    foreach (var alone in deferred)
-                        await RunAsync([alone]);
+                    if (deferred.Count > 0)
+                        await Task.WhenAll(deferred.Select(alone => RunAsync([alone])));
                 }
                 // Stop, unless an event came in while this writer still counted and none is left to take it.
                 Interlocked.Decrement(ref _writers);

@@ -43,23 +43,31 @@ public sealed class WorkerOptions
     /// event its own transaction. Each event in a batch is a savepoint (a subtransaction): past
     /// about 30, PostgreSQL's per-session cache of them overflows and every session slows down.
     /// </summary>
+    /// <remarks>
+    /// Off (1) unless set: measured on 2 cores (bench/RESULTS.md, 2026-12-06, third session), it
+    /// bought no throughput where every tier shares the CPU, and where events of one room meet in
+    /// concurrent batches their locks are held longer, which under a slowed host turned into a
+    /// convoy (rooms at 200 msgs/s: p99 3.9 s against 0.1 s). Worth trying where the database is
+    /// the bottleneck and events seldom touch the same rows.
+    /// </remarks>
     [Range(1, 30, ErrorMessage = "Worker:BatchSize must be between 1 and 30.")]
-    public int BatchSize { get; set; } = 16;
+    public int BatchSize { get; set; } = 1;
 
     /// <summary>
     /// Transactions this worker runs at once, each over a batch of events; at most the pool's
     /// Maximum Pool Size are open (every other need of a connection waits meanwhile).
     /// </summary>
     [Range(1, 1_000, ErrorMessage = "Worker:Writers must be between 1 and 1000.")]
-    public int Writers { get; set; } = 8;
+    public int Writers { get; set; } = Store.GatewayDatabase.DefaultMaxPoolSize;
 
     /// <summary>
     /// How long an event that is not first in its batch waits for a lock another transaction holds
     /// (a chat room's row) before it is taken out of the batch and applied after, alone: two
-    /// batches holding locks the other wants never wait for each other longer than this.
+    /// batches holding locks the other wants never wait for each other longer than this, and a
+    /// batch holds its earlier events' locks no longer than this for a later one.
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:00.001", "00:00:10", ErrorMessage = "Worker:BatchLockTimeout must be between 00:00:00.001 and 00:00:10.")]
-    public TimeSpan BatchLockTimeout { get; set; } = TimeSpan.FromMilliseconds(50);
+    public TimeSpan BatchLockTimeout { get; set; } = TimeSpan.FromMilliseconds(5);
 
     /// <summary>How often a worker tells the others which shards it holds.</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "00:01:00", ErrorMessage = "Worker:PeerHeartbeatInterval must be between 00:00:00.100 and 00:01:00.")]

@@ -304,16 +304,7 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
         }
         catch
         {
-            // Never hand a connection back to the pool inside a transaction.
-            try
-            {
-                await using var rollback = new NpgsqlCommand("ROLLBACK", connection);
-                await rollback.ExecuteNonQueryAsync(CancellationToken.None);
-            }
-            catch (NpgsqlException)
-            {
-                // A broken connection is dropped by the pool anyway.
-            }
+            await RollbackQuietlyAsync(connection);
             throw;
         }
         return rows.Count;
@@ -327,15 +318,42 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
     {
         if (ids.Length == 0)
             return;
+        // In a transaction of its own: SET LOCAL outside one is ignored (with a warning in the
+        // server's log), and the DELETE would wait for its own WAL flush. Plain BEGIN and COMMIT,
+        // so that it stays one round trip.
         await using var batch = new NpgsqlBatch(connection)
         {
             BatchCommands =
             {
+                new NpgsqlBatchCommand("BEGIN"),
                 new NpgsqlBatchCommand("SET LOCAL synchronous_commit TO OFF"),
                 new NpgsqlBatchCommand("DELETE FROM gateway_outbox WHERE id = ANY($1)") { Parameters = { new() { Value = ids } } },
+                new NpgsqlBatchCommand("COMMIT"),
             },
         };
-        await batch.ExecuteNonQueryAsync(cancellationToken);
+        try
+        {
+            await batch.ExecuteNonQueryAsync(cancellationToken);
+        }
+        catch
+        {
+            await RollbackQuietlyAsync(connection);
+            throw;
+        }
+    }
+
+    /// <summary>Never hand a connection back to the pool inside a transaction begun with a plain BEGIN.</summary>
+    private static async Task RollbackQuietlyAsync(NpgsqlConnection connection)
+    {
+        try
+        {
+            await using var rollback = new NpgsqlCommand("ROLLBACK", connection);
+            await rollback.ExecuteNonQueryAsync(CancellationToken.None);
+        }
+        catch (NpgsqlException)
+        {
+            // A broken connection is dropped by the pool anyway.
+        }
     }
 
     /// <summary>The replies waiting for one connection, in the order they were written.</summary>
