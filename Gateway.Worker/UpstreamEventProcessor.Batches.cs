@@ -55,40 +55,49 @@ public sealed partial class UpstreamEventProcessor
         public Task<Outcome> ApplyAsync(PendingEvent pending)
         {
             _waiting.Enqueue(pending);
-            if (Interlocked.Increment(ref _writers) <= _maxWriters)
-                _ = Task.Run(WriteAsync);
-            else
-                Interlocked.Decrement(ref _writers);
+            EnsureWriter();
             return pending.Done.Task;
+        }
+
+        /// <summary>
+        /// Starts a writer when events wait and fewer than the most run. When the most run, each of
+        /// them looks at the queue again after it stops counting itself, so none is left waiting.
+        /// (Counted only by compare-and-swap: a count raised for a moment by someone who then backs
+        /// off would let a stopping writer and that one both leave an event behind.)
+        /// </summary>
+        private void EnsureWriter()
+        {
+            while (!_waiting.IsEmpty)
+            {
+                var running = Volatile.Read(ref _writers);
+                if (running >= _maxWriters)
+                    return;
+                if (Interlocked.CompareExchange(ref _writers, running + 1, running) == running)
+                {
+                    _ = Task.Run(WriteAsync);
+                    return;
+                }
+            }
         }
 
         /// <summary>Takes batches until nothing waits, then stops (one is started again when an event comes).</summary>
         private async Task WriteAsync()
         {
             var batch = new List<PendingEvent>(options.BatchSize);
-            while (true)
+            while (_waiting.TryDequeue(out var first))
             {
-                while (_waiting.TryDequeue(out var first))
-                {
-                    batch.Clear();
-                    batch.Add(first);
-                    while (batch.Count < options.BatchSize && _waiting.TryDequeue(out var next))
-                        batch.Add(next);
-                    // Those taken out go again at once, each first in a transaction of its own, side by side.
-                    var deferred = await RunAsync(batch);
-                    if (deferred.Count > 0)
-                        await Task.WhenAll(deferred.Select(alone => RunAsync([alone])));
-                }
-                // Stop, unless an event came in while this writer still counted and none is left to take it.
-                Interlocked.Decrement(ref _writers);
-                if (_waiting.IsEmpty)
-                    return;
-                if (Interlocked.Increment(ref _writers) > _maxWriters)
-                {
-                    Interlocked.Decrement(ref _writers);
-                    return;
-                }
+                batch.Clear();
+                batch.Add(first);
+                while (batch.Count < options.BatchSize && _waiting.TryDequeue(out var next))
+                    batch.Add(next);
+                // Those taken out go again at once, each first in a transaction of its own, side by side.
+                var deferred = await RunAsync(batch);
+                if (deferred.Count > 0)
+                    await Task.WhenAll(deferred.Select(alone => RunAsync([alone])));
             }
+            // An event that came in while this writer still counted, when the most ran, is taken now.
+            Interlocked.Decrement(ref _writers);
+            EnsureWriter();
         }
 
         /// <summary>

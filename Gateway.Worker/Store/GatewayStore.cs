@@ -261,20 +261,30 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
                     new NpgsqlBatchCommand("BEGIN"),
                     // Losing this delete to a crash only sends the replies again.
                     new NpgsqlBatchCommand("SET LOCAL synchronous_commit TO OFF"),
-                    new NpgsqlBatchCommand("""
-                        SELECT pg_advisory_xact_lock(h) AS locked
-                        FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY h) AS keys
-                        """) { Parameters = { new() { Value = keys, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text } } },
-                    // A statement after the locks: it sees every row committed by the flushes and events before.
-                    new NpgsqlBatchCommand("SELECT id, message_type, body, target_instance, order_key FROM gateway_outbox WHERE order_key = ANY($1) ORDER BY id")
-                    { Parameters = { new() { Value = keys, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text } } },
-                    // A statement after the rows: it sees every join committed before any of them.
-                    new NpgsqlBatchCommand("SELECT DISTINCT group_name, hub_instance_id AS member_instance FROM gateway_group_members WHERE group_name = ANY($1)")
-                    { Parameters = { new() { Value = groups, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text } } },
                 },
             })
-            await using (var reader = await take.ExecuteReaderAsync(cancellationToken))
             {
+                // One key (the usual case: an event writes to one group) by plain equality, the
+                // statements the flush always had; several through arrays.
+                var single = keys.Length == 1;
+                NpgsqlParameter Keys(string[] values) => single
+                    ? new() { Value = values.Length > 0 ? values[0] : DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text }
+                    : new() { Value = values, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text };
+                take.BatchCommands.Add(new NpgsqlBatchCommand(single
+                    ? "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+                    : """
+                        SELECT pg_advisory_xact_lock(h) AS locked
+                        FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY h) AS keys
+                        """) { Parameters = { Keys(keys) } });
+                // A statement after the locks: it sees every row committed by the flushes and events before.
+                take.BatchCommands.Add(new NpgsqlBatchCommand(single
+                    ? "SELECT id, message_type, body, target_instance, order_key FROM gateway_outbox WHERE order_key = $1 ORDER BY id"
+                    : "SELECT id, message_type, body, target_instance, order_key FROM gateway_outbox WHERE order_key = ANY($1) ORDER BY id") { Parameters = { Keys(keys) } });
+                // A statement after the rows: it sees every join committed before any of them.
+                take.BatchCommands.Add(new NpgsqlBatchCommand(single
+                    ? "SELECT DISTINCT group_name, hub_instance_id AS member_instance FROM gateway_group_members WHERE group_name = $1"
+                    : "SELECT DISTINCT group_name, hub_instance_id AS member_instance FROM gateway_group_members WHERE group_name = ANY($1)") { Parameters = { Keys(groups) } });
+                await using var reader = await take.ExecuteReaderAsync(cancellationToken);
                 do
                 {
                     // Told apart by their columns: the rows' five, the members' two; the locks' one is skipped.
