@@ -29,9 +29,10 @@ public sealed partial class UpstreamEventProcessor
     /// Group commit: events that are ready at the same time (of different connections: a
     /// connection's next event waits for its last) share one transaction, one commit and one
     /// flush of their replies. At most <see cref="WorkerOptions.Writers"/> transactions run at
-    /// once (and no more than the connection pool's Maximum Pool Size); each takes every event waiting, up to <see cref="WorkerOptions.BatchSize"/>. Under a
-    /// light load each event still gets a transaction of its own at once: nothing waits to fill a
-    /// batch.
+    /// once (and no more than the connection pool's Maximum Pool Size); each takes every event
+    /// waiting, up to <see cref="WorkerOptions.BatchSize"/> (1 by default: off, each event its own
+    /// transaction, as before). Under a light load each event gets a transaction of its own at
+    /// once anyway: nothing waits to fill a batch.
     /// <para>
     /// Each event after the first runs under a savepoint: one that fails (not its turn, the
     /// application throws) is rolled back alone and the others commit. Those later events wait at
