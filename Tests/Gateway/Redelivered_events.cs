@@ -198,6 +198,102 @@ public sealed class Events_out_of_order
     }
 
     [Test]
+    public async Task An_event_whose_predecessor_committed_but_died_before_its_replies_left_waits_for_them()
+    {
+        // A worker killed between an event's commit and its replies' publish leaves the replies in
+        // the outbox, and the event goes back to its shard queue, possibly behind what came after
+        // it. The next event must not go first: its replies would overtake its predecessor's
+        // (here: a room's message before the "joined" that opens the room on the client).
+        await using var system = await TestSystem.CreateAsync();
+        var hub = await system.StartHubAsync();
+        var doomed = await ServiceProcess.StartAsync("Chat.Worker.dll", system.Settings(), system.Directory);
+        ServiceProcess? replacement = null;
+        try
+        {
+            var ada = await system.ConnectAsAsync(hub, "Ada", "lobby");
+            var arrived = new System.Collections.Concurrent.ConcurrentQueue<string>();
+            ada.Received += (type, payload) =>
+            {
+                if (payload.ValueKind == System.Text.Json.JsonValueKind.Object && payload.TryGetProperty("room", out var room) && room.GetString() == "next")
+                    arrived.Enqueue(type);
+            };
+
+            await using var database = await system.OpenDatabaseAsync();
+            long join;
+            await using (var hold = await database.BeginTransactionAsync())
+            {
+                // The room's replies leave through its ordered flush; holding the flush's lock holds
+                // them after the join commits, where a kill then leaves them.
+                await using (var lockRoom = new Npgsql.NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtextextended('group:room:next', 0))", database, hold))
+                    await lockRoom.ExecuteNonQueryAsync();
+                join = await ada.SendAsync("join", new { room = "next" });
+                await Wait.UntilAsync(async () => await CommittedWithRepliesWaitingAsync(system.DatabaseConnectionString, ada.ConnectionId, join),
+                    "the join committed and its replies wait in the outbox");
+                doomed.Kill();
+                await doomed.WaitForExitAsync(TimeSpan.FromSeconds(30));
+                await hold.RollbackAsync();
+            }
+            Assert.That(arrived, Is.Empty, "nothing of the room reached the client before the kill");
+
+            // The join went back to its queue; put it behind its successor, as a handoff can.
+            foreach (var queue in TestSystem.ShardQueues)
+                await system.Broker.PurgeQueueAsync(system.VirtualHost, queue);
+            var bus = Bus.Factory.CreateUsingRabbitMq(cfg => cfg.Host(system.BrokerUri));
+            await bus.StartAsync();
+            try
+            {
+                var endpoint = await bus.GetSendEndpoint(TestSystem.UpstreamAddress);
+                ClientMessage Event(long seq, string type, object payload) => new()
+                {
+                    ConnectionId = ada.ConnectionId,
+                    HubInstanceId = "test",
+                    Seq = seq,
+                    Type = type,
+                    Payload = System.Text.Json.JsonSerializer.SerializeToElement(payload),
+                    ReceivedAt = DateTimeOffset.UtcNow,
+                };
+                await endpoint.Send(Event(join + 1, "say", new { room = "next", text = "first words" }), TestSystem.RoutedBy(ada.ConnectionId));
+                await endpoint.Send(Event(join, "join", new { room = "next" }), TestSystem.RoutedBy(ada.ConnectionId));
+            }
+            finally
+            {
+                await bus.StopAsync();
+            }
+
+            // One event at a time, so that the say is tried first and alone.
+            replacement = await ServiceProcess.StartAsync("Chat.Worker.dll",
+                system.Settings(new Dictionary<string, string?> { ["Worker:PrefetchCount"] = "1", ["Worker:ConcurrentMessageLimit"] = "1" }), system.Directory);
+            await Wait.UntilAsync(() => ada.Messages("next").Count >= 1 && ada.Events("joined").Any(j => j.GetProperty("room").GetString() == "next"),
+                "the join's reply and the message arrived");
+            await Wait.UntilAsync(async () => await system.UpstreamDepthAsync() == (0, 0), "the queue is empty");
+
+            Assert.Multiple(() =>
+            {
+                Assert.That(arrived.Where(t => t is "joined" or "message"), Is.EqualTo(new[] { "joined", "message" }), "the join's reply first, then the message");
+                Assert.That(ada.Messages("next").Select(m => m.Text), Is.EqualTo(new[] { "first words" }));
+            });
+        }
+        finally
+        {
+            await doomed.DisposeAsync();
+            if (replacement is not null)
+                await replacement.DisposeAsync();
+        }
+    }
+
+    private static async Task<bool> CommittedWithRepliesWaitingAsync(string connectionString, string connectionId, long seq)
+    {
+        // Outside the test's transaction: a connection of its own.
+        await using var look = new Npgsql.NpgsqlConnection(connectionString);
+        await look.OpenAsync();
+        await using var command = new Npgsql.NpgsqlCommand("""
+            SELECT EXISTS (SELECT 1 FROM gateway_connections WHERE connection_id = $1 AND last_seq >= $2)
+               AND EXISTS (SELECT 1 FROM gateway_outbox WHERE connection_id = $1 AND seq = $2)
+            """, look) { Parameters = { new() { Value = connectionId }, new() { Value = seq } } };
+        return (bool)(await command.ExecuteScalarAsync())!;
+    }
+
+    [Test]
     public async Task A_predecessor_missing_past_the_wait_limit_is_given_up_and_reported_when_it_turns_up()
     {
         await using var system = await TestSystem.CreateAsync();

@@ -126,6 +126,10 @@ public sealed class Broker : IAsyncDisposable
     public async Task DeleteQueueAsync(string vhost, string queue) =>
         (await _management.DeleteAsync($"queues/{vhost}/{Uri.EscapeDataString(queue)}")).EnsureSuccessStatusCode();
 
+    /// <summary>Empties a queue of its ready messages, as an operator could.</summary>
+    public async Task PurgeQueueAsync(string vhost, string queue) =>
+        (await _management.DeleteAsync($"queues/{vhost}/{Uri.EscapeDataString(queue)}/contents")).EnsureSuccessStatusCode();
+
     /// <summary>Messages in a queue, ready and unacknowledged, as the management API reports them.</summary>
     public async Task<(long Ready, long Unacknowledged)> QueueDepthAsync(string vhost, string queue)
     {
