@@ -46,9 +46,6 @@ public sealed partial class UpstreamEventProcessor
 
     public enum Outcome { Applied, Duplicate }
 
-    // How often an event whose predecessor is not in this process looks for progress made elsewhere.
-    private static readonly TimeSpan TurnPollInterval = TimeSpan.FromMilliseconds(20);
-
     /// <param name="givenUp">Predecessors this event no longer waits for; remembered, so that one
     /// arriving later is reported rather than dropped in silence.</param>
     /// <param name="takenUp">When the event was taken up (<see cref="TimeProvider.GetTimestamp"/>), for the apply hop's metric; now when not given.</param>
@@ -88,6 +85,14 @@ public sealed partial class UpstreamEventProcessor
         var upstream = pending.Upstream;
         var context = new GatewayEventContext(connection, transaction, upstream, store, pending.Publisher, time, CancellationToken.None);
         var (advanced, repliesPending) = await store.TryAdvanceAsync(connection, transaction, upstream, upstream.EarliestPredecessor, context.Now, CancellationToken.None, before);
+        if (!advanced && await TurnCameAsync(connection, transaction, context, upstream, pending))
+        {
+            // Its predecessor committed between the two looks (it was a moment ahead of this one in
+            // this worker); the row is locked by this transaction now, so the turn is this event's.
+            (advanced, repliesPending) = await store.TryAdvanceAsync(connection, transaction, upstream, upstream.EarliestPredecessor, context.Now, CancellationToken.None);
+            if (!advanced)
+                throw new SequenceGapException(upstream.ConnectionId, upstream.Seq - 1, upstream.Seq, outboxPending: false);
+        }
         if (advanced && repliesPending)
         {
             // Replies of the previous event not sent yet: wait (rolled back), so replies leave in event order.
@@ -102,23 +107,25 @@ public sealed partial class UpstreamEventProcessor
                 await store.RememberGivenUpAsync(connection, transaction, upstream.ConnectionId, pending.GivenUp, context.Now, CancellationToken.None);
             pending.Outcome = Outcome.Applied;
         }
-        else
-        {
-            pending.Outcome = await NotNextAsync(connection, transaction, context, upstream, CancellationToken.None);
-        }
         (pending.Replies, pending.ReplyIds) = await context.WriteRepliesAsync();
     }
 
-    /// <summary>The event is not the next one: a duplicate (skipped) or ahead of a missing predecessor (<see cref="SequenceGapException"/>).</summary>
-    private async Task<Outcome> NotNextAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, GatewayEventContext context, UpstreamEvent upstream, CancellationToken cancellationToken)
+    /// <summary>
+    /// The event did not go ahead at the first look. Locks the connection's row and looks again: true
+    /// when it is its turn now; a duplicate is settled (skipped; <see cref="PendingEvent.Outcome"/>
+    /// set) and false returned; ahead of a missing predecessor, or of its replies, it throws
+    /// <see cref="SequenceGapException"/>.
+    /// </summary>
+    private async Task<bool> TurnCameAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, GatewayEventContext context, UpstreamEvent upstream, PendingEvent pending)
     {
+        var cancellationToken = CancellationToken.None;
         var progress = await store.LockProgressAsync(connection, transaction, upstream, context.Now, cancellationToken);
         if (upstream.Seq > progress.LastSeq)
         {
             EnsureNext(upstream, progress); // throws: a predecessor, or its replies, still missing
-            // Its turn came between the two looks (the replies ahead of it just left): go again.
-            throw new SequenceGapException(upstream.ConnectionId, progress.LastSeq, upstream.Seq, outboxPending: true);
+            return true;
         }
+        pending.Outcome = Outcome.Duplicate;
 
         if (await store.ForgetGivenUpAsync(connection, transaction, upstream.ConnectionId, upstream.Seq, cancellationToken))
         {
@@ -136,7 +143,7 @@ public sealed partial class UpstreamEventProcessor
         {
             LogDuplicate(upstream.ConnectionId, upstream.Seq, progress.LastSeq);
         }
-        return Outcome.Duplicate;
+        return false;
     }
 
     /// <summary>
@@ -181,8 +188,8 @@ public sealed partial class UpstreamEventProcessor
 
     /// <summary>
     /// Marks the event as being in this process until the returned turn is disposed (after its
-    /// processing, replies included), so that a later event of the same connection here can wait
-    /// for it rather than for the database (see <see cref="WaitForTurnAsync"/>).
+    /// processing, replies included), so that a later event of the same connection here waits for
+    /// it (see <see cref="WaitForEarlierAsync"/>).
     /// </summary>
     public IDisposable Enter(UpstreamEvent upstream)
     {
@@ -192,68 +199,64 @@ public sealed partial class UpstreamEventProcessor
             if (!_inProcess.TryGetValue(upstream.ConnectionId, out var turns))
                 _inProcess[upstream.ConnectionId] = turns = [];
             turns.Add(turn);
+            if (_arrivals.Remove(upstream.ConnectionId, out var arrival))
+                arrival.TrySetResult();
         }
         return turn;
     }
 
     /// <summary>
-    /// Waits until the event's turn may have come: its predecessor applied (on any worker) and its
-    /// replies sent. When an earlier event of the same connection is in this process (the usual
-    /// case: it was right ahead of this one in the queue), this waits for that event to finish, for
-    /// as long as it takes: that event's own wait is bounded. Otherwise it reads the database now
-    /// and then, for progress made by another worker, until the connection has not moved for
-    /// <paramref name="limit"/>. True when the caller should try the event again; false when it
-    /// stopped moving.
+    /// Waits until another event of the same connection enters this process, or for
+    /// <paramref name="limit"/>. For an event that found its turn not come and no earlier event
+    /// here: its predecessor may have been delivered to this worker with it and not have entered
+    /// yet (deliveries are dispatched concurrently, and the two looks at the database can be
+    /// quicker than the predecessor's way in).
     /// </summary>
-    public async Task<TurnWait> WaitForTurnAsync(UpstreamEvent upstream, TimeSpan limit, CancellationToken cancellationToken)
+    public async Task WaitForArrivalAsync(UpstreamEvent upstream, TimeSpan limit, CancellationToken cancellationToken)
     {
-        if (EarlierInProcess(upstream) is { } earlier)
+        TaskCompletionSource arrival;
+        lock (_inProcess)
         {
-            await earlier.WaitAsync(cancellationToken);
-            return TurnWait.InProcess;
+            if (!_arrivals.TryGetValue(upstream.ConnectionId, out arrival!))
+                _arrivals[upstream.ConnectionId] = arrival = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         }
-
-        var started = time.GetTimestamp();
-        long? seen = null;
-        while (true)
+        try
         {
-            var progress = await store.ReadProgressAsync(upstream.ConnectionId, cancellationToken);
-            if (upstream.Seq <= progress.LastSeq || (upstream.FollowsDirectly(progress.LastSeq) && !progress.RepliesPending))
-                return FinishedHere(upstream.ConnectionId) >= progress.LastSeq ? TurnWait.InProcess : TurnWait.Elsewhere;
-            if (progress.LastSeq > seen)
-                started = time.GetTimestamp(); // the connection moves: keep waiting
-            seen = progress.LastSeq;
-            if (time.GetElapsedTime(started) >= limit)
-                return TurnWait.Stalled;
-            await Task.Delay(TurnPollInterval, time, cancellationToken);
-            if (EarlierInProcess(upstream) is not null)
-                return TurnWait.InProcess; // an earlier event arrived here meanwhile: wait for it instead
+            await arrival.Task.WaitAsync(limit, time, cancellationToken);
+        }
+        catch (TimeoutException)
+        {
+            lock (_inProcess)
+            {
+                if (_arrivals.TryGetValue(upstream.ConnectionId, out var still) && still == arrival)
+                    _arrivals.Remove(upstream.ConnectionId);
+            }
         }
     }
 
     /// <summary>
     /// Waits until no earlier event of the same connection is being processed here: what keeps a
-    /// connection's events in order within a worker, with no database look and no wait counted.
+    /// connection's events in order within a worker, with no database look. A shard's prefetched
+    /// deliveries are dispatched concurrently, so now and then an event overtakes its predecessor
+    /// on the way in and finds its turn not come; it waits here for the predecessor once that has
+    /// entered. True when it waited for one.
     /// </summary>
-    public async Task WaitForEarlierAsync(UpstreamEvent upstream, CancellationToken cancellationToken)
+    public async Task<bool> WaitForEarlierAsync(UpstreamEvent upstream, CancellationToken cancellationToken)
     {
+        var waited = false;
         while (EarlierInProcess(upstream) is { } earlier)
+        {
             await earlier.WaitAsync(cancellationToken);
-    }
-
-    /// <summary>How a wait for an event's turn ended.</summary>
-    public enum TurnWait
-    {
-        /// <summary>The connection stopped moving for the whole limit.</summary>
-        Stalled,
-        /// <summary>Its predecessor was (or turned up) in this worker: delivered right behind it, overtaken on the way in.</summary>
-        InProcess,
-        /// <summary>Its predecessor was applied elsewhere (another worker, a redelivery).</summary>
-        Elsewhere,
+            waited = true;
+        }
+        return waited;
     }
 
     // The events of each connection being processed in this process, in no particular order.
     private readonly Dictionary<string, List<Turn>> _inProcess = [];
+
+    // Per connection, what events waiting for another of it to enter (WaitForArrivalAsync) wait on; under the same lock.
+    private readonly Dictionary<string, TaskCompletionSource> _arrivals = [];
 
     /// <summary>The latest event of the same connection before this one that is in this process, if any.</summary>
     private Task? EarlierInProcess(UpstreamEvent upstream)
@@ -273,38 +276,6 @@ public sealed partial class UpstreamEventProcessor
         }
     }
 
-    // Per connection, the last applied seq at which an event's wait in place for its predecessor
-    // ran out: a later event finding the same gap goes round at once. Stale once the connection
-    // moves on (the gap is another); bounded like _finished.
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _stalled = new();
-
-    /// <summary>True when an event of this connection already waited in vain for the seq after <paramref name="lastApplied"/>.</summary>
-    public bool StalledAt(string connectionId, long lastApplied) =>
-        _stalled.TryGetValue(connectionId, out var seq) && seq == lastApplied;
-
-    /// <summary>Remembers that a wait in place for the seq after <paramref name="lastApplied"/> ran out.</summary>
-    public void MarkStalled(string connectionId, long lastApplied)
-    {
-        if (_stalled.Count > FinishedCapacity)
-            _stalled.Clear();
-        _stalled[connectionId] = lastApplied;
-    }
-
-    // The last seq of each connection that finished in this process: tells a predecessor applied
-    // here from one applied elsewhere. Bounded: forgotten wholesale now and then (only a metric's
-    // classification depends on it).
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _finished = new();
-    private const int FinishedCapacity = 100_000;
-
-    private long FinishedHere(string connectionId) => _finished.TryGetValue(connectionId, out var seq) ? seq : 0;
-
-    private void RecordFinished(string connectionId, long seq)
-    {
-        if (_finished.Count > FinishedCapacity)
-            _finished.Clear();
-        _finished.AddOrUpdate(connectionId, seq, (_, previous) => Math.Max(previous, seq));
-    }
-
     private sealed class Turn(UpstreamEventProcessor processor, string connectionId, long seq) : IDisposable
     {
         private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -319,7 +290,6 @@ public sealed partial class UpstreamEventProcessor
                 if (processor._inProcess.TryGetValue(connectionId, out var turns) && turns.Remove(this) && turns.Count == 0)
                     processor._inProcess.Remove(connectionId);
             }
-            processor.RecordFinished(connectionId, seq);
             _done.TrySetResult();
         }
     }

@@ -29,7 +29,7 @@ public sealed class WorkerMetrics
     {
         var meter = meterFactory.Create(MeterName);
         _outOfTurn = meter.CreateCounter<long>("worker.events.out_of_turn",
-            description: "Events that arrived before their predecessor was applied, by how the wait ended: in_process (the predecessor was in this worker, right behind), in_place (applied elsewhere meanwhile), requeued, given_up.");
+            description: "Events that arrived before their predecessor was applied, by how the wait ended: in_process (the predecessor was in this worker, right behind), requeued (went to the back of its queue: the predecessor was behind it there), given_up.");
         _databaseUnavailable = meter.CreateCounter<long>("worker.events.database_unavailable",
             description: "Attempts to apply an event that found the database unavailable; the event stays in the queue and is tried again.");
         // The hops of an event through a worker (bench/RESULTS.md has the table of them).
@@ -57,8 +57,6 @@ public sealed class WorkerMetrics
     public void Queued(TimeSpan time) => _queued.Record(time.TotalMilliseconds);
     public void Applied(TimeSpan time) => _applied.Record(time.TotalMilliseconds);
     public void Replied(TimeSpan time) => _replied.Record(time.TotalMilliseconds);
-
-    public void WaitedInPlace() => _outOfTurn.Add(1, new KeyValuePair<string, object?>("resolved", "in_place"));
 
     /// <summary>Overtook its predecessor inside this worker (both delivered to it, dispatched concurrently) and waited for it in process.</summary>
     public void OvertookInProcess() => _outOfTurn.Add(1, new KeyValuePair<string, object?>("resolved", "in_process"));

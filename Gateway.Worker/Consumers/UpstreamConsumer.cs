@@ -28,15 +28,6 @@ public sealed partial class UpstreamConsumer(
     // Without progress, a few times straight back to the queue (the predecessor is usually being
     // applied right now), then pauses that grow, so a long wait does not spin.
     private const int ImmediateAttempts = 3;
-    // In place, an event waits this long without any progress of its connection before it goes to
-    // the back of the queue. With shards, a predecessor that is neither in this worker nor being
-    // finished by the shard's previous owner (which shows as progress) is behind it in the queue:
-    // a handoff returned it there, and only going round lets it through. Once one event of the
-    // connection has waited this long for a predecessor, its successors waiting for the same one go
-    // round at once (UpstreamEventProcessor.StalledAt): they reach their turn one after the other,
-    // and each waiting in turn cost 100 events queued ahead of their predecessor 5 s each (spec
-    // Events_out_of_order).
-    private static readonly TimeSpan TurnWait = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan FirstPause = TimeSpan.FromMilliseconds(5);
     private static readonly TimeSpan LongestPause = TimeSpan.FromMilliseconds(200);
 
@@ -119,23 +110,15 @@ public sealed partial class UpstreamConsumer(
         }
         catch (SequenceGapException gap)
         {
-            // On first delivery the predecessor is usually right behind this event in this worker's
-            // own buffer, or being applied by another worker right now: wait briefly in place (this
-            // holds no lock; the predecessor runs meanwhile). A copy that already went round goes
-            // straight on to the queue.
+            // With shards, a connection's events come to one worker in order, so its predecessor is
+            // either right behind it in this worker (it overtook it on the way in: wait for it here)
+            // or behind it in the queue, where a handoff or a redelivery put it back: only going
+            // round lets that one through. (Or it never comes: given up after Worker:GapWaitLimit.)
             LogOutOfTurn(upstream.ConnectionId, upstream.Seq, context.ReceiveContext.Redelivered, gap.Message);
-            if (ReadHeader(context, WaitAttemptHeader) is null && !processor.StalledAt(upstream.ConnectionId, gap.LastApplied))
+            if (await WaitInProcessAsync(context, upstream, apply))
             {
-                if (await WaitInPlaceAsync(context, upstream, apply) is { Done: true } waited)
-                {
-                    if (waited.OnlyInProcess)
-                        metrics.OvertookInProcess();
-                    else
-                        metrics.WaitedInPlace();
-                    return;
-                }
-                // The predecessor is not coming soon: the successors behind this one here need not wait for it too.
-                processor.MarkStalled(upstream.ConnectionId, gap.LastApplied);
+                metrics.OvertookInProcess();
+                return;
             }
 
             if (await WaitForPredecessorAsync(context, gap))
@@ -164,23 +147,35 @@ public sealed partial class UpstreamConsumer(
     }
 
     /// <summary>
-    /// Waits in place for the event's turn and processes it: behind an earlier event of the same
-    /// connection in this worker for as long as that one takes, otherwise while the connection makes
-    /// progress elsewhere (another worker applying its earlier events), until it stands still for
-    /// <see cref="TurnWait"/>. False if the turn did not come.
+    /// While an earlier event of the connection is being processed in this worker, waits for it and
+    /// tries again. On first delivery, when none is, waits up to <see cref="ArrivalWait"/> for it to
+    /// come in (delivered with this one, it may not have entered yet) and tries again once. False when
+    /// the predecessor is not here. Holds no lock and no database connection while it waits.
     /// </summary>
-    private async Task<(bool Done, bool OnlyInProcess)> WaitInPlaceAsync<T>(ConsumeContext<T> context, UpstreamEvent upstream, Func<GatewayEventContext, Task> apply)
+    private async Task<bool> WaitInProcessAsync<T>(ConsumeContext<T> context, UpstreamEvent upstream, Func<GatewayEventContext, Task> apply)
         where T : class
     {
-        var onlyInProcess = true;
-        while (await processor.WaitForTurnAsync(upstream, TurnWait, context.CancellationToken) is var how && how != UpstreamEventProcessor.TurnWait.Stalled)
+        // A redelivery or a copy that went round was not delivered with its predecessor: it went
+        // back to the queue (a handoff, a kill), and the predecessor is behind it there.
+        var waitedForArrival = context.ReceiveContext.Redelivered || ReadHeader(context, WaitAttemptHeader) is not null;
+        while (true)
         {
-            onlyInProcess &= how == UpstreamEventProcessor.TurnWait.InProcess;
+            if (!await processor.WaitForEarlierAsync(upstream, context.CancellationToken))
+            {
+                if (waitedForArrival)
+                    return false;
+                waitedForArrival = true;
+                await processor.WaitForArrivalAsync(upstream, ArrivalWait, context.CancellationToken);
+            }
+            // Its predecessor finished here meanwhile (or came in: then this waits for it above).
             if (await TryProcessAsync(context, upstream, apply))
-                return (true, onlyInProcess);
+                return true;
         }
-        return (false, false);
     }
+
+    // How long an event whose predecessor is not in this worker waits for it to come in before going
+    // round: the predecessor's way in takes microseconds, a busy thread pool's turn a few ms.
+    private static readonly TimeSpan ArrivalWait = TimeSpan.FromMilliseconds(250);
 
     /// <summary>Processes the event now that its turn came; false if another gap opened meanwhile.</summary>
     private async Task<bool> TryProcessAsync<T>(ConsumeContext<T> context, UpstreamEvent upstream, Func<GatewayEventContext, Task> apply)

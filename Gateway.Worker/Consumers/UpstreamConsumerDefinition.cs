@@ -49,6 +49,6 @@ public sealed partial class UpstreamConsumerDefinition : ConsumerDefinition<Upst
         // a redelivered predecessor is still on its way.
     }
 
-    [LoggerMessage(LogLevel.Warning, "Worker:ConcurrentMessageLimit ({Limit}) is below Worker:PrefetchCount ({Prefetch}): an event that arrives before its predecessor holds a slot while it waits, and a predecessor prefetched behind it may find none free, so the wait ends only after a second without progress. Keep the limit at least the prefetch count.")]
+    [LoggerMessage(LogLevel.Warning, "Worker:ConcurrentMessageLimit ({Limit}) is below Worker:PrefetchCount ({Prefetch}): an event that overtakes its predecessor while that one waits for a slot goes back to the end of the queue instead of waiting for it. Keep the limit at least the prefetch count.")]
     private static partial void LogFewerSlotsThanPrefetch(ILogger logger, int limit, int prefetch);
 }

@@ -117,17 +117,6 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    /// <summary>The connection's progress as last committed, without a lock (a cheap look before applying, or while waiting).</summary>
-    public async Task<Progress> ReadProgressAsync(string connectionId, CancellationToken cancellationToken)
-    {
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        var row = await connection.QuerySingleAsync<(long?, bool)>(new CommandDefinition("""
-            SELECT (SELECT last_seq FROM gateway_connections WHERE connection_id = @connectionId),
-                   EXISTS (SELECT 1 FROM gateway_outbox WHERE connection_id = @connectionId)
-            """, new { connectionId }, cancellationToken: cancellationToken));
-        return new Progress(row.Item1 ?? 0, row.Item2);
-    }
-
     /// <summary>Records <paramref name="seq"/> as the connection's last (for its last event, the connection as closed).</summary>
     public Task MarkAppliedAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, UpstreamEvent upstream, long seq, DateTimeOffset now, CancellationToken cancellationToken) =>
         connection.ExecuteAsync(new CommandDefinition("""

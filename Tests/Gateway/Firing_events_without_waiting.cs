@@ -75,7 +75,7 @@ public sealed class Firing_events_without_waiting
         using var http = new HttpClient();
         var metrics = await http.GetStringAsync(new Uri(worker.BaseAddress, "metrics"));
         var expected = Enumerable.Range(1, Says).Select(n => $"m{n}").ToList();
-        TestContext.Out.WriteLine($"events that overtook their predecessor and waited in place: {Prometheus.Sample(metrics, "worker_events_out_of_turn_total", "resolved=\"in_place\"")}");
+        TestContext.Out.WriteLine($"events that overtook their predecessor in the worker and waited for it there: {Prometheus.Sample(metrics, "worker_events_out_of_turn_total", "resolved=\"in_process\"")}");
         Assert.Multiple(() =>
         {
             for (var i = 0; i < Clients; i++)
