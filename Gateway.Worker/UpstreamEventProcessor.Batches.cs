@@ -183,8 +183,8 @@ public sealed partial class UpstreamEventProcessor
                             before: inTransaction.Count == 1 ? [LockTimeoutStatement, $"SAVEPOINT {EventInBatch}"] : [$"SAVEPOINT {EventInBatch}"]);
                         inTransaction.Add(pending);
                     }
-                    // (Npgsql counts a lock timeout as transient, like an outage; here it is neither.)
-                    catch (Exception ex) when (ex is PostgresException { SqlState: LockNotAvailable } || !Store.GatewayDatabase.IsUnavailable(ex))
+                    // An outage fails the whole batch; anything else (a conflict included) this event alone.
+                    catch (Exception ex) when (!Store.GatewayDatabase.IsUnavailable(ex))
                     {
                         await using (var rollback = new NpgsqlCommand($"ROLLBACK TO SAVEPOINT {EventInBatch}", connection, transaction))
                             await rollback.ExecuteNonQueryAsync();

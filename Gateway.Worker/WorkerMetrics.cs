@@ -18,6 +18,7 @@ public sealed class WorkerMetrics
     private readonly Histogram<double> _replied;
     private readonly Histogram<int> _batch;
     private readonly Counter<long> _lockWaitsDeferred;
+    private readonly Counter<long> _conflicts;
 
     // Fine enough for the hops of one event (a fraction of a millisecond to seconds).
     private static readonly InstrumentAdvice<double> HopBuckets = new()
@@ -30,6 +31,8 @@ public sealed class WorkerMetrics
         var meter = meterFactory.Create(MeterName);
         _outOfTurn = meter.CreateCounter<long>("worker.events.out_of_turn",
             description: "Events that arrived before their predecessor was applied, by how the wait ended: in_process (the predecessor was in this worker, right behind), requeued (went to the back of its queue: the predecessor was behind it there), given_up.");
+        _conflicts = meter.CreateCounter<long>("worker.events.conflicts",
+            description: "Attempts to apply an event that lost to another transaction (a deadlock's victim, a serialization failure, a lock timeout) and were run again.");
         _databaseUnavailable = meter.CreateCounter<long>("worker.events.database_unavailable",
             description: "Attempts to apply an event that found the database unavailable; the event stays in the queue and is tried again.");
         // The hops of an event through a worker (bench/RESULTS.md has the table of them).
@@ -62,5 +65,8 @@ public sealed class WorkerMetrics
     public void OvertookInProcess() => _outOfTurn.Add(1, new KeyValuePair<string, object?>("resolved", "in_process"));
     public void Requeued() => _outOfTurn.Add(1, new KeyValuePair<string, object?>("resolved", "requeued"));
     public void DatabaseUnavailable() => _databaseUnavailable.Add(1);
+
+    /// <summary>An attempt that lost to another transaction (deadlock victim, serialization failure, lock timeout) and runs again.</summary>
+    public void Conflict() => _conflicts.Add(1);
     public void GaveUp() => _outOfTurn.Add(1, new KeyValuePair<string, object?>("resolved", "given_up"));
 }

@@ -80,12 +80,22 @@ public sealed partial class UpstreamConsumer(
     private async Task ApplyWhileTheDatabaseIsAwayAsync<T>(ConsumeContext<T> context, UpstreamEvent upstream, Func<GatewayEventContext, Task> apply, long takenUp)
         where T : class
     {
+        var conflicts = 0;
         for (var attempt = 0; ; attempt++)
         {
             try
             {
                 await ApplyInTurnAsync(context, upstream, apply, takenUp);
                 return;
+            }
+            catch (Exception ex) when (GatewayDatabase.IsConflict(ex) && ++conflicts <= ConflictRetries && !context.CancellationToken.IsCancellationRequested)
+            {
+                // A deadlock's victim or the like: nobody's fault, and rolled back whole; run it again
+                // after a short random pause (so two that met do not meet again), without using up
+                // the event's retries. One that keeps losing goes on to them.
+                metrics.Conflict();
+                LogConflict(upstream.ConnectionId, upstream.Seq, conflicts, ex.Message);
+                await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(5, 50) * conflicts), time, context.CancellationToken);
             }
             catch (Exception ex) when (GatewayDatabase.IsUnavailable(ex) && !context.CancellationToken.IsCancellationRequested)
             {
@@ -97,6 +107,9 @@ public sealed partial class UpstreamConsumer(
             }
         }
     }
+
+    // Conflicts with other transactions run again this many times before they count as failures.
+    private const int ConflictRetries = 10;
 
     private static readonly TimeSpan DatabaseFirstPause = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan DatabaseLongestPause = TimeSpan.FromSeconds(2);
@@ -242,6 +255,9 @@ public sealed partial class UpstreamConsumer(
 
     [LoggerMessage(LogLevel.Warning, "Connection {ConnectionId}: seq {Seq} waits for the database, which is unavailable ({Reason}); it stays in the queue and is tried again")]
     private partial void LogDatabaseUnavailable(string connectionId, long seq, string reason);
+
+    [LoggerMessage(LogLevel.Information, "Connection {ConnectionId}: seq {Seq} lost to another transaction ({Reason}); run again (conflict {Conflicts})")]
+    private partial void LogConflict(string connectionId, long seq, int conflicts, string reason);
 
     [LoggerMessage(LogLevel.Debug, "Connection {ConnectionId}: seq {Seq} came before its turn (redelivered: {Redelivered}): {Reason}")]
     private partial void LogOutOfTurn(string connectionId, long seq, bool redelivered, string reason);

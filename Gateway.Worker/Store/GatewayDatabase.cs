@@ -86,12 +86,16 @@ public static class GatewayDatabase
 
     /// <summary>
     /// A failure that goes away when the database comes back (it restarts, the network returns):
-    /// the event is tried again for as long as it takes, never parked in the error queue.
+    /// the event is tried again for as long as it takes, never parked in the error queue. Not a
+    /// conflict with another transaction (<see cref="IsConflict"/>), which Npgsql also counts as
+    /// transient: the database is there, the transaction just has to run again.
     /// </summary>
     public static bool IsUnavailable(Exception exception)
     {
         for (var e = exception; e is not null; e = e.InnerException)
         {
+            if (e is PostgresException { SqlState: SerializationFailure or DeadlockDetected or LockNotAvailable })
+                return false;
             if (e is NpgsqlException { IsTransient: true })
                 return true;
             // The server went away mid-statement or refused new connections while starting or stopping.
@@ -100,6 +104,24 @@ public static class GatewayDatabase
         }
         return false;
     }
+
+    /// <summary>
+    /// The transaction lost to another one: chosen as a deadlock's victim, a serialization failure,
+    /// or a lock wait past a lock_timeout. Running it again is the cure.
+    /// </summary>
+    public static bool IsConflict(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is PostgresException { SqlState: SerializationFailure or DeadlockDetected or LockNotAvailable })
+                return true;
+        }
+        return false;
+    }
+
+    private const string SerializationFailure = "40001";
+    private const string DeadlockDetected = "40P01";
+    private const string LockNotAvailable = "55P03";
 }
 
 /// <summary>Ready only while the database answers.</summary>
