@@ -3,9 +3,9 @@ using System.Diagnostics.Metrics;
 namespace SocketStarter.GatewayWorker;
 
 /// <summary>
-/// How often an event arrives before its predecessor, and how that ends: waited for in place (the
-/// cheap way), sent to the back of the queue (costly under a backlog: all the connection's later
-/// events wait behind it), or its missing predecessors given up.
+/// The worker's own measures: how often an event arrives before its predecessor and how that ends
+/// (waited for in this worker, sent to the back of its queue, or its missing predecessors given up),
+/// conflicts and outages of the database, an event's hops through the worker, group commit.
 /// </summary>
 public sealed class WorkerMetrics
 {
