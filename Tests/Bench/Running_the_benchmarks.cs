@@ -79,6 +79,22 @@ public sealed class Running_the_benchmarks
             Assert.That(runs.Select(r => r.GetProperty("poolSize").GetInt32()), Is.All.EqualTo(2));
             Assert.That(output, Does.Contain("at most 2 database connections per process"));
         }
+        if (scenario == "echo")
+        {
+            // Echo's hop table ends with the broker's own two hops, measured with the plain client on the same node.
+            var floor = runs.Where(r => r.GetProperty("target").GetString() == "gateway")
+                .SelectMany(r => r.GetProperty("timing").GetProperty("hops").EnumerateArray())
+                .Where(h => h.GetProperty("name").GetString()!.StartsWith("broker alone", StringComparison.Ordinal))
+                .ToList();
+            Assert.That(floor.Select(h => h.GetProperty("name").GetString()), Is.EquivalentTo(new[]
+            {
+                "broker alone: quorum publish → delivered", "broker alone: quorum publish → confirmed",
+                "broker alone: classic publish → delivered", "broker alone: classic publish → confirmed",
+            }));
+            Assert.That(floor.Select(h => h.GetProperty("count").GetInt64()), Is.All.EqualTo(20));
+            Assert.That(floor.Select(h => h.GetProperty("p50Ms").GetDouble()), Is.All.GreaterThan(0));
+            Assert.That(output, Does.Contain("broker alone: quorum publish → delivered"));
+        }
         if (scenario == "hubs")
             Assert.That(runs.Where(r => r.GetProperty("target").GetString() == "gateway").Select(r => r.GetProperty("hubs").GetInt32()), Is.EqualTo(new[] { 1, 2 }));
     }

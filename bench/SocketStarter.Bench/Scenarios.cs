@@ -35,13 +35,36 @@ public sealed class ScenarioRunner(Broker broker, Database database, string runD
                     {
                         Console.WriteLine();
                         Console.WriteLine($"=== {settings.Scenario} on {targetName}{(workers > 0 ? $" with {workers} worker(s)" : "")}{(hubs > 1 ? $" and {hubs} hub instances" : "")}{(settings.Repeat > 1 ? $", round {round} of {settings.Repeat}" : "")}");
-                        runs.Add(await RunOnceAsync(settings, targetName, workers, hubs, cancellationToken) with { Round = round });
+                        var run = await RunOnceAsync(settings, targetName, workers, hubs, cancellationToken) with { Round = round };
+                        if (settings.Scenario == "echo" && targetName == "gateway" && run.Timing is { } timing)
+                            run = run with { Timing = timing with { Hops = [.. timing.Hops, .. await BrokerFloorAsync(settings, round, cancellationToken)] } };
+                        runs.Add(run);
                         Report.PrintRun(runs[^1]);
                     }
                 }
             }
         }
         return new ScenarioResult(settings.Scenario, Machine.Describe(), runs, Ratios.Of(runs));
+    }
+
+    /// <summary>
+    /// Echo's hop table ends with what its two broker hops cost the plain client on the same node at
+    /// the same pace (<see cref="BrokerFloor"/>), measured once the services are gone.
+    /// </summary>
+    private async Task<IReadOnlyList<Hop>> BrokerFloorAsync(ScenarioSettings settings, int round, CancellationToken cancellationToken)
+    {
+        var vhost = $"bench-broker-floor-{round}";
+        var amqp = await broker.CreateVirtualHostAsync(vhost);
+        try
+        {
+            var interval = settings.Plan.Rate > 0 ? TimeSpan.FromSeconds(1 / settings.Plan.Rate) : TimeSpan.FromMilliseconds(50);
+            var messages = (int)Math.Clamp(settings.Plan.Duration / interval / 2, 20, 400);
+            return await BrokerFloor.MeasureAsync(amqp, messages, interval, cancellationToken);
+        }
+        finally
+        {
+            await broker.DeleteVirtualHostAsync(vhost);
+        }
     }
 
     private async Task<RunResult> RunOnceAsync(ScenarioSettings settings, string targetName, int workers, int hubs, CancellationToken cancellationToken)
