@@ -41,6 +41,7 @@ public static class Extensions
         builder.Services.AddSingleton<UpstreamPublisher>();
         builder.Services.AddSingleton<UpstreamGateway>();
         builder.Services.AddSingleton<ConnectionCloser>();
+        builder.Services.AddSingleton<ClientSends>();
         builder.Services.AddHostedService<HeartbeatService>();
 
         builder.Services.AddSignalR();

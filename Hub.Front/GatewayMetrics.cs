@@ -16,6 +16,7 @@ public sealed class GatewayMetrics
     private readonly Histogram<double> _commandDelay;
     private readonly Counter<long> _closedByLimits;
     private readonly Counter<long> _pushRequests;
+    private readonly UpDownCounter<long> _pendingSends;
     private readonly KeyValuePair<string, object?> _instance;
 
     public GatewayMetrics(IMeterFactory meterFactory, Microsoft.Extensions.Options.IOptions<GatewayOptions> options)
@@ -32,6 +33,7 @@ public sealed class GatewayMetrics
         _commandDelay = meter.CreateHistogram("gateway.command.delay", unit: "ms", description: "Time from a worker's publish of a command to this hub handing it to its connections.", advice: hop);
         _closedByLimits = meter.CreateCounter<long>("gateway.connections.closed_by_limits", description: "Connections refused or closed by an abuse limit, by reason.");
         _pushRequests = meter.CreateCounter<long>("gateway.push.requests", description: "Push API requests, by command and outcome.");
+        _pendingSends = meter.CreateUpDownCounter<long>("gateway.sends.pending", description: "Downstream sends waiting for a slow client to read.");
     }
 
     public void ConnectionOpened() => _connections.Add(1, _instance);
@@ -50,6 +52,7 @@ public sealed class GatewayMetrics
             _commandDelay.Record((DateTime.UtcNow - sent).TotalMilliseconds, _instance);
     }
     public void ClosedByLimits(string reason) => _closedByLimits.Add(1, _instance, new("reason", reason));
+    public void SendPending(int delta) => _pendingSends.Add(delta, _instance);
     public void PushRequest(string command, string outcome) => _pushRequests.Add(1, _instance, new("command", command), new("outcome", outcome));
 
     public static long Timestamp() => Stopwatch.GetTimestamp();

@@ -33,6 +33,14 @@ public sealed class GatewayOptions
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
+    /// How many downstream sends this instance lets wait for slow clients at once before it takes
+    /// further commands from its queue (they wait there). A client that reads nothing is closed by
+    /// SignalR after its transport's send timeout; until then its sends wait here, not the others'.
+    /// </summary>
+    [Range(1, 10_000_000, ErrorMessage = "Gateway:MaxPendingSends must be between 1 and 10000000.")]
+    public int MaxPendingSends { get; set; } = 100_000;
+
+    /// <summary>
     /// Largest SignalR frame. Kept well above <see cref="MaxPayloadBytes"/> so an oversized payload
     /// gets a clear error instead of SignalR closing the connection.
     /// </summary>

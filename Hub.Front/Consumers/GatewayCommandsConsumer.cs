@@ -7,12 +7,15 @@ namespace SocketStarter.HubFront.Consumers;
 /// <summary>
 /// Applies downstream commands to the connections this instance holds. Workers send commands about
 /// connections and groups only to the instances that hold them; broadcasts and pushes come to every
-/// instance (fanout), and a command about a connection held elsewhere is a no-op here.
+/// instance (fanout), and a command about a connection held elsewhere is a no-op here. One command
+/// at a time, in queue order; a send is handed to SignalR and not waited for (<see cref="ClientSends"/>),
+/// so a client that stops reading holds up no one else's deliveries.
 /// </summary>
 public sealed class GatewayCommandsConsumer(
     IHubContext<GatewayHub, IGatewayClient> hub,
     UpstreamGateway gateway,
     ConnectionCloser closer,
+    ClientSends sends,
     GatewayMetrics metrics) :
     IConsumer<SendToConnections>,
     IConsumer<SendToGroup>,
@@ -25,28 +28,28 @@ public sealed class GatewayCommandsConsumer(
     public async Task Consume(ConsumeContext<SendToConnections> context)
     {
         var m = context.Message;
-        await hub.Clients.Clients(m.ConnectionIds).Event(m.Type, m.Payload);
+        await sends.StartAsync(() => hub.Clients.Clients(m.ConnectionIds).Event(m.Type, m.Payload), nameof(SendToConnections), context.CancellationToken);
         metrics.CommandApplied(nameof(SendToConnections), context.SentTime);
     }
 
     public async Task Consume(ConsumeContext<SendToGroup> context)
     {
         var m = context.Message;
-        await hub.Clients.GroupExcept(m.Group, m.ExceptConnectionIds ?? []).Event(m.Type, m.Payload);
+        await sends.StartAsync(() => hub.Clients.GroupExcept(m.Group, m.ExceptConnectionIds ?? []).Event(m.Type, m.Payload), nameof(SendToGroup), context.CancellationToken);
         metrics.CommandApplied(nameof(SendToGroup), context.SentTime);
     }
 
     public async Task Consume(ConsumeContext<SendToUser> context)
     {
         var m = context.Message;
-        await hub.Clients.User(m.UserId).Event(m.Type, m.Payload);
+        await sends.StartAsync(() => hub.Clients.User(m.UserId).Event(m.Type, m.Payload), nameof(SendToUser), context.CancellationToken);
         metrics.CommandApplied(nameof(SendToUser), context.SentTime);
     }
 
     public async Task Consume(ConsumeContext<SendToAll> context)
     {
         var m = context.Message;
-        await hub.Clients.AllExcept(m.ExceptConnectionIds ?? []).Event(m.Type, m.Payload);
+        await sends.StartAsync(() => hub.Clients.AllExcept(m.ExceptConnectionIds ?? []).Event(m.Type, m.Payload), nameof(SendToAll), context.CancellationToken);
         metrics.CommandApplied(nameof(SendToAll), context.SentTime);
     }
 
