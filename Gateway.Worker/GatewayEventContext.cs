@@ -107,12 +107,11 @@ public sealed class GatewayEventContext
     {
         // Before the first await: the chat app adds one connection to several groups at once.
         _members.Add(new GatewayStore.MemberChange(group, connectionId, Joined: true));
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(CancellationToken);
-        timeout.CancelAfter(EagerPublishTimeout);
         // The event's own connection's instance is known here; another connection's, only to the
         // database, which this event's transaction may be busy with: that one goes to every instance.
         var instance = connectionId == _upstream.ConnectionId ? _upstream.HubInstanceId : null;
-        await HubRouting.SendAsync(_publisher, new AddToGroup { ConnectionId = connectionId, Group = group }, typeof(AddToGroup), instance, timeout.Token);
+        await BrokerUnavailableException.WithinAsync(EagerPublishTimeout,
+            bounded => HubRouting.SendAsync(_publisher, new AddToGroup { ConnectionId = connectionId, Group = group }, typeof(AddToGroup), instance, bounded), CancellationToken);
     }
 
     /// <summary>Takes the connection out of the group, in the group's order: what the group is sent after this, it does not get.</summary>

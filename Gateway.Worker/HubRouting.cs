@@ -6,7 +6,11 @@ namespace SocketStarter.GatewayWorker;
 /// <summary>
 /// Sends a downstream command to the hub instances that hold its targets (see
 /// <see cref="CommandRouting"/>), or to every instance when they are not known. The command keeps
-/// its message type, so the hub's consumer takes it as it takes a published one.
+/// its message type, so the hub's consumer takes it as it takes a published one. Every send ends
+/// when its token is cancelled: a publish through a consume context on a connection the broker
+/// blocks (a memory alarm) did not end at its own token (MassTransit 8.5; measured in
+/// <c>Faults_under_load.The_broker_blocking_publishers_for_a_while</c>: a 2 s token, a 9.9 s wait),
+/// so it is let go and may still reach the broker later, which delivery at least once allows.
 /// </summary>
 internal static class HubRouting
 {
@@ -20,11 +24,11 @@ internal static class HubRouting
         // ConsumeContext and IBus are both, which is what the runtime hands in; anything else broadcasts.
         if (hubInstanceId is null || publisher is not ISendEndpointProvider sender)
         {
-            await publisher.Publish(command, type, cancellationToken);
+            await publisher.Publish(command, type, cancellationToken).WaitAsync(cancellationToken);
             return;
         }
-        var endpoint = await sender.GetSendEndpoint(InstancesAddress);
-        await endpoint.Send(command, type, Pipe.Execute<SendContext>(c => c.SetRoutingKey(hubInstanceId)), cancellationToken);
+        var endpoint = await sender.GetSendEndpoint(InstancesAddress).WaitAsync(cancellationToken);
+        await endpoint.Send(command, type, Pipe.Execute<SendContext>(c => c.SetRoutingKey(hubInstanceId)), cancellationToken).WaitAsync(cancellationToken);
     }
 
     /// <summary>One send for each instance; once to every instance when one of them is not known (null).</summary>
@@ -32,7 +36,7 @@ internal static class HubRouting
     {
         if (hubInstanceIds.Contains(null))
         {
-            await publisher.Publish(command, type, cancellationToken);
+            await publisher.Publish(command, type, cancellationToken).WaitAsync(cancellationToken);
             return;
         }
         foreach (var hubInstanceId in hubInstanceIds)

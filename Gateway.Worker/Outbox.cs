@@ -1,6 +1,7 @@
 using System.Collections.Frozen;
 using System.Text.Json;
 using MassTransit;
+using Microsoft.Extensions.Options;
 using SocketStarter.GatewayWorker.Store;
 using SocketStarter.Messages;
 
@@ -14,8 +15,10 @@ namespace SocketStarter.GatewayWorker;
 /// the connection's hub instance only, and one to a group to the instances that hold its members
 /// (<see cref="HubRouting"/>); the rest, and any whose instances are not known, to every instance.
 /// </summary>
-public sealed partial class Outbox(GatewayStore store, TimeProvider time, ILogger<Outbox> logger)
+public sealed partial class Outbox(GatewayStore store, TimeProvider time, IOptions<WorkerOptions> options, ILogger<Outbox> logger)
 {
+    private readonly TimeSpan _publishTimeout = options.Value.PublishTimeout;
+
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     private static readonly FrozenDictionary<string, Type> CommandTypes = new[]
@@ -32,9 +35,14 @@ public sealed partial class Outbox(GatewayStore store, TimeProvider time, ILogge
     /// event's in the order it sent them, on a connection that is open and in no transaction: one
     /// for a connection, a user or everyone straight from memory; those for groups through one
     /// ordered flush of all their groups, which also sends what other events committed for the
-    /// groups before them (a group's reply leaves once every earlier one of the group has).
+    /// groups before them (a group's reply leaves once every earlier one of the group has). All of it
+    /// within <c>Worker:PublishTimeout</c>, else <see cref="BrokerUnavailableException"/> (rolled back:
+    /// the groups' locks are released and what was not deleted is sent again).
     /// </summary>
-    internal async Task SendCommittedAsync(Npgsql.NpgsqlConnection connection, IReadOnlyList<(IReadOnlyList<Outgoing> Replies, IPublishEndpoint Publisher)> events, CancellationToken cancellationToken)
+    internal Task SendCommittedAsync(Npgsql.NpgsqlConnection connection, IReadOnlyList<(IReadOnlyList<Outgoing> Replies, IPublishEndpoint Publisher)> events, CancellationToken cancellationToken) =>
+        BrokerUnavailableException.WithinAsync(_publishTimeout, bounded => SendCommittedNowAsync(connection, events, bounded), cancellationToken);
+
+    private static async Task SendCommittedNowAsync(Npgsql.NpgsqlConnection connection, IReadOnlyList<(IReadOnlyList<Outgoing> Replies, IPublishEndpoint Publisher)> events, CancellationToken cancellationToken)
     {
         var keys = events.SelectMany(e => e.Replies).Select(r => r.OrderKey).OfType<string>().ToHashSet(StringComparer.Ordinal);
         if (keys.Count == 0)

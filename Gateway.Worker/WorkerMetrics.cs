@@ -13,6 +13,7 @@ public sealed class WorkerMetrics
 
     private readonly Counter<long> _outOfTurn;
     private readonly Counter<long> _databaseUnavailable;
+    private readonly Counter<long> _brokerUnavailable;
     private readonly Histogram<double> _queued;
     private readonly Histogram<double> _applied;
     private readonly Histogram<double> _replied;
@@ -35,6 +36,8 @@ public sealed class WorkerMetrics
             description: "Attempts to apply an event that lost to another transaction (a deadlock's victim, a serialization failure, a lock timeout) and were run again.");
         _databaseUnavailable = meter.CreateCounter<long>("worker.events.database_unavailable",
             description: "Attempts to apply an event that found the database unavailable; the event stays in the queue and is tried again.");
+        _brokerUnavailable = meter.CreateCounter<long>("worker.events.broker_unavailable",
+            description: "Attempts to apply an event whose replies the broker did not confirm within Worker:PublishTimeout; the event stays in the queue and is tried again.");
         // The hops of an event through a worker (bench/RESULTS.md has the table of them).
         _queued = meter.CreateHistogram("worker.event.queued", unit: "ms",
             description: "From the hub's publish of an event to this worker taking it up.", advice: HopBuckets);
@@ -65,6 +68,7 @@ public sealed class WorkerMetrics
     public void OvertookInProcess() => _outOfTurn.Add(1, new KeyValuePair<string, object?>("resolved", "in_process"));
     public void Requeued() => _outOfTurn.Add(1, new KeyValuePair<string, object?>("resolved", "requeued"));
     public void DatabaseUnavailable() => _databaseUnavailable.Add(1);
+    public void BrokerUnavailable() => _brokerUnavailable.Add(1);
 
     /// <summary>An attempt that lost to another transaction (deadlock victim, serialization failure, lock timeout) and runs again.</summary>
     public void Conflict() => _conflicts.Add(1);

@@ -83,6 +83,14 @@ public sealed class WorkerOptions
     /// <summary>The shard queue of number <paramref name="shard"/>: <c>chat-worker-07</c>.</summary>
     public string ShardQueue(int shard) => $"{Queue}-{shard.ToString(Shards > 100 ? "000" : "00", System.Globalization.CultureInfo.InvariantCulture)}";
 
+    /// <summary>
+    /// How long an event's replies may take to reach the broker (its confirms) before the event is
+    /// tried again: while the broker is away, replies wait in the outbox and no group's flush holds
+    /// its lock longer than this.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00", ErrorMessage = "Worker:PublishTimeout must be between 00:00:00.100 and 00:10:00.")]
+    public TimeSpan PublishTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Retries of a failing event before it is skipped and parked in the error queue.</summary>
     [Range(0, 100, ErrorMessage = "Worker:RetryLimit must be between 0 and 100.")]
     public int RetryLimit { get; set; } = 5;

@@ -52,7 +52,7 @@ public sealed partial class UpstreamConsumer(
         await processor.WaitForEarlierAsync(upstream, context.CancellationToken);
         try
         {
-            await ApplyWhileTheDatabaseIsAwayAsync(context, upstream, apply, takenUp);
+            await ApplyThroughOutagesAsync(context, upstream, apply, takenUp);
         }
         catch (Exception ex) when (ex is not OperationCanceledException && context.GetRetryAttempt() >= options.Value.RetryLimit)
         {
@@ -72,12 +72,12 @@ public sealed partial class UpstreamConsumer(
     }
 
     /// <summary>
-    /// While the database is unreachable (restarting, cut off) the event is tried again with growing
+    /// While the database (or the broker, for its replies) is unreachable (restarting, cut off) the event is tried again with growing
     /// pauses for as long as it takes, and stays unacknowledged meanwhile: an outage is nobody's
     /// fault, so it neither uses up the event's retries nor sends it to the error queue. A worker
     /// stopped meanwhile leaves it in the queue for the next.
     /// </summary>
-    private async Task ApplyWhileTheDatabaseIsAwayAsync<T>(ConsumeContext<T> context, UpstreamEvent upstream, Func<GatewayEventContext, Task> apply, long takenUp)
+    private async Task ApplyThroughOutagesAsync<T>(ConsumeContext<T> context, UpstreamEvent upstream, Func<GatewayEventContext, Task> apply, long takenUp)
         where T : class
     {
         var conflicts = 0;
@@ -102,6 +102,15 @@ public sealed partial class UpstreamConsumer(
                 metrics.DatabaseUnavailable();
                 if (attempt == 0)
                     LogDatabaseUnavailable(upstream.ConnectionId, upstream.Seq, ex.Message);
+                var pause = TimeSpan.FromTicks(Math.Min(DatabaseLongestPause.Ticks, DatabaseFirstPause.Ticks << Math.Min(attempt, 16)));
+                await Task.Delay(pause, time, context.CancellationToken);
+            }
+            catch (BrokerUnavailableException ex) when (!context.CancellationToken.IsCancellationRequested)
+            {
+                // The same for the broker: a committed event's replies wait in the outbox meanwhile.
+                metrics.BrokerUnavailable();
+                if (attempt == 0)
+                    LogBrokerUnavailable(upstream.ConnectionId, upstream.Seq, ex.Message);
                 var pause = TimeSpan.FromTicks(Math.Min(DatabaseLongestPause.Ticks, DatabaseFirstPause.Ticks << Math.Min(attempt, 16)));
                 await Task.Delay(pause, time, context.CancellationToken);
             }
@@ -255,6 +264,9 @@ public sealed partial class UpstreamConsumer(
 
     [LoggerMessage(LogLevel.Warning, "Connection {ConnectionId}: seq {Seq} waits for the database, which is unavailable ({Reason}); it stays in the queue and is tried again")]
     private partial void LogDatabaseUnavailable(string connectionId, long seq, string reason);
+
+    [LoggerMessage(LogLevel.Warning, "Connection {ConnectionId}: seq {Seq} waits for the broker ({Reason}); it stays in the queue and is tried again")]
+    private partial void LogBrokerUnavailable(string connectionId, long seq, string reason);
 
     [LoggerMessage(LogLevel.Information, "Connection {ConnectionId}: seq {Seq} lost to another transaction ({Reason}); run again (conflict {Conflicts})")]
     private partial void LogConflict(string connectionId, long seq, int conflicts, string reason);

@@ -280,8 +280,9 @@ public sealed partial class ShardBalancer : BackgroundService
             _heldSnapshot = [.. _held.Keys.Order()];
     }
 
+    // Let go at the token even when MassTransit's publish waits on (a blocked connection: see HubRouting).
     private Task PublishAsync(CancellationToken cancellationToken) =>
-        _bus.Publish(new WorkerHeartbeat { WorkerId = WorkerId, Shards = _heldSnapshot, Stopping = _stopping, SentAt = _time.GetUtcNow() }, cancellationToken);
+        _bus.Publish(new WorkerHeartbeat { WorkerId = WorkerId, Shards = _heldSnapshot, Stopping = _stopping, SentAt = _time.GetUtcNow() }, cancellationToken).WaitAsync(cancellationToken);
 
     private async Task TryPublishAsync(CancellationToken cancellationToken)
     {

@@ -113,6 +113,102 @@ public sealed class Faults_under_load
             "a send during the outage fails with a clear error, none silently");
     }
 
+    /// <summary>
+    /// The broker's memory alarm, raised for real: it stops reading from every connection that
+    /// publishes, and the connections stay open, so a publish waits with no error for as long as
+    /// the alarm lasts. A reply flush holds its group's lock while it publishes: unbounded, every
+    /// later reply of the group, on every worker, would wait behind it (and a publish that never
+    /// completes, as one did after a broker restart, stops the group for good).
+    /// </summary>
+    [TestCase(10)]
+    public async Task The_broker_blocking_publishers_for_a_while(int blockedSeconds)
+    {
+        var publishTimeout = TimeSpan.FromSeconds(2);
+        await using var broker = await ProductionBroker.StartAsync();
+        await using var system = await TestSystem.CreateAsync();
+        var onTheNode = new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:rabbitmq"] = broker.Amqp.ToString(),
+            ["Gateway:PublishTimeout"] = "00:00:02",
+            ["Worker:PublishTimeout"] = publishTimeout.ToString(),
+        };
+        var hub = await system.StartHubAsync(onTheNode);
+        var workers = new[] { await system.StartWorkerAsync(onTheNode), await system.StartWorkerAsync(onTheNode) };
+        await using var traffic = await ChatTraffic.StartAsync(system, _ => hub, Clients, Rooms, Pace);
+        await Wait.UntilAsync(() => traffic.Count("warm-up").Delivered > 100, "the chat is flowing");
+
+        // Events must reach the workers while the broker blocks (the hub's publishes wait too): held
+        // back by the test holding every room's row, they pile up and commit once it lets go, and
+        // then their replies meet the block.
+        await using var database = await system.OpenDatabaseAsync();
+        await using (var holder = await system.OpenDatabaseAsync())
+        {
+            await using var hold = await holder.BeginTransactionAsync();
+            await using (var rooms = new Npgsql.NpgsqlCommand("SELECT 1 FROM chat_rooms FOR UPDATE", holder, hold))
+                await rooms.ExecuteNonQueryAsync();
+            await Wait.UntilAsync(async () => await SessionsWaitingForALockAsync(database) >= 2, "events wait for the rooms the test holds");
+            await broker.BlockPublishersAsync();
+            await hold.RollbackAsync();
+        }
+        var blocked = Stopwatch.StartNew();
+        // For the whole block: how long any reply flush has held its group's lock (a transaction's age).
+        var longestHold = TimeSpan.Zero;
+        while (blocked.Elapsed < TimeSpan.FromSeconds(blockedSeconds))
+        {
+            if (await LongestAdvisoryLockAsync(database) is { } held && held > longestHold)
+                longestHold = held;
+            await Task.Delay(100);
+        }
+        var timedOut = await BrokerUnavailableAsync(workers);
+        await broker.UnblockPublishersAsync();
+        var acceptedBefore = traffic.Count("unblocked").Accepted;
+        await Wait.UntilAsync(() => traffic.Count("unblocked").Accepted > acceptedBefore + 2 * Clients,
+            "the hub accepts events again by itself", TimeSpan.FromSeconds(60));
+
+        var tally = await traffic.DrainAsync($"broker blocked publishers {blockedSeconds} s (memory alarm)", DrainLimit);
+        TestContext.Out.WriteLine($"longest hold of a group's flush lock during the block: {longestHold.TotalSeconds:F1} s (Worker:PublishTimeout {publishTimeout.TotalSeconds} s); events tried again for the broker: {timedOut}");
+        AssertNothingLostDoubledOrReordered(tally);
+        Assert.Multiple(() =>
+        {
+            Assert.That(timedOut, Is.GreaterThan(0), "replies the broker did not take were tried again (the block reached the workers)");
+            Assert.That(longestHold, Is.LessThan(publishTimeout + TimeSpan.FromSeconds(3)), "no flush held its group's lock much past Worker:PublishTimeout");
+            Assert.That(tally.Refusals.Keys, Is.SubsetOf(new[] { "broker_unavailable", "not_confirmed" }), "a send during the block fails with a clear error, none silently");
+        });
+    }
+
+    /// <summary>
+    /// How long the longest-holding flush of the test's database has held its group's advisory lock
+    /// while publishing: a flush takes its lock and reads in one statement, then waits for the broker
+    /// with its session idle in the transaction, so the hold is the time since that statement ended.
+    /// Null when no flush is publishing.
+    /// </summary>
+    private static async Task<TimeSpan?> LongestAdvisoryLockAsync(Npgsql.NpgsqlConnection connection)
+    {
+        await using var command = new Npgsql.NpgsqlCommand("""
+            SELECT EXTRACT(EPOCH FROM max(clock_timestamp() - a.state_change))::float8
+            FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database() AND a.state = 'idle in transaction'
+            """, connection);
+        return await command.ExecuteScalarAsync() is double seconds ? TimeSpan.FromSeconds(seconds) : null;
+    }
+
+    /// <summary>Sessions of the test's database waiting for a lock (a fresh look each call: the connection is in no transaction).</summary>
+    private static async Task<long> SessionsWaitingForALockAsync(Npgsql.NpgsqlConnection connection)
+    {
+        await using var command = new Npgsql.NpgsqlCommand("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'", connection);
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>worker_events_broker_unavailable_total summed over in-process workers.</summary>
+    private static async Task<double> BrokerUnavailableAsync(IEnumerable<Microsoft.AspNetCore.Builder.WebApplication> workers)
+    {
+        using var http = new HttpClient();
+        var total = 0.0;
+        foreach (var worker in workers)
+            total += Prometheus.Sample(await http.GetStringAsync(new Uri(new Uri(worker.Urls.First()), "metrics")), "worker_events_broker_unavailable_total", "");
+        return total;
+    }
+
     [TestCase(5)]
     [TestCase(15, Category = "LongFaults")]
     public async Task The_database_stopped_and_started_again(int outageSeconds)

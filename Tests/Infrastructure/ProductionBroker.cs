@@ -42,6 +42,15 @@ public sealed class ProductionBroker : IAsyncDisposable
     /// <summary>Stops the node the way an operator does (rabbitmqctl stop).</summary>
     public Task StopNodeAsync() => RunAsync("stop");
 
+    /// <summary>
+    /// Raises the node's memory alarm for real (a high watermark of 0): the broker stops reading
+    /// from every connection that publishes, which stay open; consumers still get their deliveries.
+    /// </summary>
+    public Task BlockPublishersAsync() => RunAsync("ctl", "set_vm_memory_high_watermark", "0");
+
+    /// <summary>Clears the alarm (the default watermark again).</summary>
+    public Task UnblockPublishersAsync() => RunAsync("ctl", "set_vm_memory_high_watermark", "0.4");
+
     public async ValueTask DisposeAsync()
     {
         _management?.Dispose();
@@ -49,10 +58,10 @@ public sealed class ProductionBroker : IAsyncDisposable
         try { Directory.Delete(_directory, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
-    private async Task RunAsync(string command)
+    private async Task RunAsync(string command, params string[] arguments)
     {
         var script = Path.Combine(RepositoryRoot.Path, "scripts", "rabbitmq-node");
-        var start = new ProcessStartInfo("bash", [script, command, _directory])
+        var start = new ProcessStartInfo("bash", [script, command, _directory, .. arguments])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
