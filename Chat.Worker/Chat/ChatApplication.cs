@@ -57,6 +57,11 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
         if (session is null)
             return;
 
+        // Under the session's row lock, which a resume holds from its start to its commit: a page
+        // reload resumes on a new connection (another shard, maybe another worker) while this one's
+        // socket closes, and without the lock this could look for other connections before the
+        // resume commits and take the session out of its rooms after the resume found it in them.
+        await context.ExecuteAsync("SELECT 1 FROM chat_sessions WHERE session_id = @sessionId FOR UPDATE", new { sessionId = session.Id });
         var stillConnected = await context.ExecuteScalarAsync<bool>(
             "SELECT EXISTS (SELECT 1 FROM chat_connections WHERE session_id = @sessionId)", new { sessionId = session.Id });
         if (stillConnected)
@@ -129,9 +134,11 @@ public sealed class ChatApplication(IOptions<ChatOptions> options) : IGatewayApp
 
         // With authentication on, a session resumes only for the user it was given to: a leaked
         // token is worth nothing to anyone else (equal, or both null in demo mode).
+        // Locked to commit: the disconnect of the session's old connection waits for this resume (see OnDisconnectedAsync).
         var session = await context.QuerySingleOrDefaultAsync<Session>("""
             SELECT session_id AS Id, name FROM chat_sessions
             WHERE token = @token AND created_at >= @since AND user_id IS NOT DISTINCT FROM @userId
+            FOR UPDATE
             """, new { token = TokenHash(token), since = context.Now - _options.SessionLifetime, userId = message.UserId })
             ?? throw ChatError.UnknownSession();
 

@@ -156,6 +156,70 @@ public sealed class Resuming_a_session
         });
     }
 
+    /// <summary>
+    /// A page reload: the new page resumes while the old page's connection is still closing, and
+    /// the two events are on different connections, so different shards, applied side by side. The
+    /// disconnect used to look for the session's other connections before the resume committed and
+    /// take the session out of its rooms after the resume had found it in them: the resumed page
+    /// was in the room's group but not a member, and its next message was refused (the browser
+    /// test of a reload and a .NET resume spec each timed out on it now and then). Here the resume
+    /// is held at its very end, in its transaction, by the test holding the new connection's row of
+    /// the room's group, while the old connection closes.
+    /// </summary>
+    [Test]
+    public async Task A_resume_racing_the_old_connections_disconnect_keeps_the_session_in_its_rooms()
+    {
+        await using var system = await TestSystem.CreateAsync();
+        var hub = await system.StartHubAsync();
+        await system.StartWorkerAsync();
+        var ada = await system.ConnectAsync(hub);
+        var signedIn = await ada.SignInAsync("Ada");
+        await ada.JoinAsync("lobby");
+        var bob = await system.ConnectAsAsync(hub, "Bob", "lobby");
+        await ada.WaitForAsync("memberJoined", p => p.GetProperty("name").GetString() == "Bob");
+        var again = await system.ConnectAsync(hub);
+
+        await using var database = await system.OpenDatabaseAsync();
+        await using (var holder = await system.OpenDatabaseAsync())
+        {
+            await using var hold = await holder.BeginTransactionAsync();
+            await using (var insert = new Npgsql.NpgsqlCommand("INSERT INTO gateway_group_members (group_name, connection_id) VALUES ('room:lobby', $1)", holder, hold)
+            {
+                Parameters = { new() { Value = again.ConnectionId } },
+            })
+            {
+                await insert.ExecuteNonQueryAsync();
+            }
+            await again.SendAsync("resume", new { token = signedIn.GetProperty("token").GetString(), lastSeen = new Dictionary<string, long> { ["lobby"] = 0 } });
+            await Wait.UntilAsync(async () => await SessionsWaitingForALockAsync(database) >= 1, "the resume waits at its end, in its transaction");
+
+            await ada.DisposeAsync();
+            // The disconnect is either applied now (Bob hears that Ada left) or waits for the resume.
+            await Wait.UntilAsync(async () => bob.Events("memberLeft").Count > 0 || await SessionsWaitingForALockAsync(database) >= 2,
+                "the old connection's disconnect was applied, or waits for the resume");
+            await hold.RollbackAsync();
+        }
+        var resumed = await again.WaitForAsync("resumed");
+        var seq = await again.SendAsync("say", new { room = "lobby", text = "Ada is back" });
+        var heard = await Task.WhenAny(
+            bob.WaitForAsync("message", p => p.GetProperty("text").GetString() == "Ada is back"),
+            again.WaitForErrorAsync(seq));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(resumed.GetProperty("rooms").EnumerateArray().Select(r => r.GetProperty("room").GetString()), Is.EqualTo(new[] { "lobby" }));
+            Assert.That(heard.Result.TryGetProperty("code", out var code) ? code.GetString() : null, Is.Null, "Ada's message after the resume was taken, not refused");
+            Assert.That(bob.Events("memberLeft"), Is.Empty, "Ada never left the room: her session kept a connection throughout");
+        });
+    }
+
+    /// <summary>Sessions of the test's database waiting for a lock (a fresh look each call: the connection is in no transaction).</summary>
+    private static async Task<long> SessionsWaitingForALockAsync(Npgsql.NpgsqlConnection connection)
+    {
+        await using var command = new Npgsql.NpgsqlCommand("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'", connection);
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+
     private static IEnumerable<string?> Texts(JsonElement messages) =>
         messages.EnumerateArray().Select(m => m.GetProperty("text").GetString());
 }
