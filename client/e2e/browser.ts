@@ -1,6 +1,7 @@
 // Debian's Chromium driven by playwright-core: no browser download, which cannot work here.
 import { chromium, type Browser, type Page } from 'playwright-core'
-import { waitUntil } from './system'
+import { join } from 'node:path'
+import { resultsDir, waitUntil } from './system'
 
 export const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
@@ -92,10 +93,33 @@ export class Person {
 
   async waitForMessages(expected: string[], timeoutMs = 30_000): Promise<void> {
     let last: string[] = []
-    await waitUntil(async () => {
-      last = await this.messages()
-      return last.length >= expected.length
-    }, `${this.name} sees ${expected.length} messages (has: ${JSON.stringify(last)})`, timeoutMs)
+    try {
+      await waitUntil(async () => {
+        last = await this.messages()
+        return last.length >= expected.length
+      }, `${this.name} sees ${expected.length} messages`, timeoutMs)
+    } catch (error) {
+      // What the page shows instead, to tell a message that never came from a page that moved elsewhere.
+      const shown = await this.describe()
+      await this.page.screenshot({ path: join(resultsDir, `failed-${this.name}-${Date.now()}.png`), fullPage: true }).catch(() => undefined)
+      throw new Error(`${(error as Error).message} (has: ${JSON.stringify(last)}; the page: ${shown})`, { cause: error })
+    }
+  }
+
+  /** The page's state in one line: connection, who is signed in, the room shown, every line of its list, errors. */
+  async describe(): Promise<string> {
+    return await this.page.evaluate(() => {
+      const text = (selector: string) => document.querySelector(selector)?.textContent?.trim() ?? '(none)'
+      const lines = [...document.querySelectorAll('.messages li')].map((li) => `${li.getAttribute('data-seq') ?? '-'}:${li.textContent?.trim()}`)
+      return JSON.stringify({
+        status: document.querySelector('[aria-label="connection"]')?.getAttribute('data-status'),
+        statuses: (window as unknown as { statuses?: string[] }).statuses,
+        heading: text('h2'),
+        me: [...document.querySelectorAll('body *')].find((e) => e.children.length === 0 && e.textContent?.startsWith('signed in as'))?.textContent ?? '(not signed in)',
+        lines,
+        alerts: [...document.querySelectorAll('[role="alert"]')].map((a) => a.textContent?.trim()),
+      })
+    }).catch((error: Error) => `(could not read the page: ${error.message})`)
   }
 
   async members(): Promise<string[]> {
