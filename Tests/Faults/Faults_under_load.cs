@@ -146,7 +146,7 @@ public sealed class Faults_under_load
             await using var hold = await holder.BeginTransactionAsync();
             await using (var rooms = new Npgsql.NpgsqlCommand("SELECT 1 FROM chat_rooms FOR UPDATE", holder, hold))
                 await rooms.ExecuteNonQueryAsync();
-            await Wait.UntilAsync(async () => await SessionsWaitingForALockAsync(database) >= 2, "events wait for the rooms the test holds");
+            await Wait.UntilAsync(async () => await database.SessionsWaitingForALockAsync() >= 2, "events wait for the rooms the test holds");
             await broker.BlockPublishersAsync();
             await hold.RollbackAsync();
         }
@@ -192,12 +192,6 @@ public sealed class Faults_under_load
         return await command.ExecuteScalarAsync() is double seconds ? TimeSpan.FromSeconds(seconds) : null;
     }
 
-    /// <summary>Sessions of the test's database waiting for a lock (a fresh look each call: the connection is in no transaction).</summary>
-    private static async Task<long> SessionsWaitingForALockAsync(Npgsql.NpgsqlConnection connection)
-    {
-        await using var command = new Npgsql.NpgsqlCommand("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'", connection);
-        return (long)(await command.ExecuteScalarAsync())!;
-    }
 
     /// <summary>worker_events_broker_unavailable_total summed over in-process workers.</summary>
     private static async Task<double> BrokerUnavailableAsync(IEnumerable<Microsoft.AspNetCore.Builder.WebApplication> workers)

@@ -118,7 +118,7 @@ public sealed class Committing_events_together
             // writer took its batch would join the staller's, and "blocked" would then lead a batch
             // of its own, where it waits for its room without a timeout and holds up "last".
             await using (var probe = await system.OpenDatabaseAsync())
-                await Wait.UntilAsync(async () => await SessionsWaitingForALockAsync(probe) >= 1, "the worker's writer waits for the stall room");
+                await Wait.UntilAsync(async () => await probe.SessionsWaitingForALockAsync() >= 1, "the worker's writer waits for the stall room");
             var n = 1;
             foreach (var (client, room) in new[] { (first, "free1"), (blocked, "busy"), (last, "free2") })
             {
@@ -160,12 +160,6 @@ public sealed class Committing_events_together
         Assert.That(await command.ExecuteScalarAsync(), Is.EqualTo(1), $"room {room} exists");
     }
 
-    /// <summary>Sessions of the test's database waiting for a lock (a fresh look each call: the connection is in no transaction).</summary>
-    private static async Task<long> SessionsWaitingForALockAsync(Npgsql.NpgsqlConnection connection)
-    {
-        await using var command = new Npgsql.NpgsqlCommand("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'", connection);
-        return (long)(await command.ExecuteScalarAsync())!;
-    }
 
     /// <summary>Events the worker has taken up off its queues (each is handed to a writer at once).</summary>
     private static async Task<double> TakenUpAsync(ServiceProcess worker) =>

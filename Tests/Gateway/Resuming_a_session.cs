@@ -191,11 +191,11 @@ public sealed class Resuming_a_session
                 await insert.ExecuteNonQueryAsync();
             }
             await again.SendAsync("resume", new { token = signedIn.GetProperty("token").GetString(), lastSeen = new Dictionary<string, long> { ["lobby"] = 0 } });
-            await Wait.UntilAsync(async () => await SessionsWaitingForALockAsync(database) >= 1, "the resume waits at its end, in its transaction");
+            await Wait.UntilAsync(async () => await database.SessionsWaitingForALockAsync() >= 1, "the resume waits at its end, in its transaction");
 
             await ada.DisposeAsync();
             // The disconnect is either applied now (Bob hears that Ada left) or waits for the resume.
-            await Wait.UntilAsync(async () => bob.Events("memberLeft").Count > 0 || await SessionsWaitingForALockAsync(database) >= 2,
+            await Wait.UntilAsync(async () => bob.Events("memberLeft").Count > 0 || await database.SessionsWaitingForALockAsync() >= 2,
                 "the old connection's disconnect was applied, or waits for the resume");
             await hold.RollbackAsync();
         }
@@ -213,12 +213,6 @@ public sealed class Resuming_a_session
         });
     }
 
-    /// <summary>Sessions of the test's database waiting for a lock (a fresh look each call: the connection is in no transaction).</summary>
-    private static async Task<long> SessionsWaitingForALockAsync(Npgsql.NpgsqlConnection connection)
-    {
-        await using var command = new Npgsql.NpgsqlCommand("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'", connection);
-        return (long)(await command.ExecuteScalarAsync())!;
-    }
 
     private static IEnumerable<string?> Texts(JsonElement messages) =>
         messages.EnumerateArray().Select(m => m.GetProperty("text").GetString());
