@@ -30,10 +30,19 @@ public sealed class ProductionBroker : IAsyncDisposable
     {
         var broker = new ProductionBroker(Path.Combine(Path.GetTempPath(), $"socketstarter-prod-rabbit-{Guid.NewGuid():N}"));
         await broker.StartNodeAsync();
-        var definitions = await File.ReadAllTextAsync(Path.Combine(RepositoryRoot.Path, "rabbitmq", "definitions.json"));
-        var imported = await broker.Management.PostAsync("definitions", new StringContent(definitions, Encoding.UTF8, "application/json"));
-        Assert.That(imported.IsSuccessStatusCode, Is.True, $"importing rabbitmq/definitions.json: {(int)imported.StatusCode} {await imported.Content.ReadAsStringAsync()}");
-        return broker;
+        try
+        {
+            var definitions = await File.ReadAllTextAsync(Path.Combine(RepositoryRoot.Path, "rabbitmq", "definitions.json"));
+            var imported = await broker.Management.PostAsync("definitions", new StringContent(definitions, Encoding.UTF8, "application/json"));
+            Assert.That(imported.IsSuccessStatusCode, Is.True, $"importing rabbitmq/definitions.json: {(int)imported.StatusCode} {await imported.Content.ReadAsStringAsync()}");
+            return broker;
+        }
+        catch
+        {
+            // The caller never gets it to dispose: nothing of the node may outlive the test.
+            await broker.DisposeAsync();
+            throw;
+        }
     }
 
     /// <summary>Starts the node again, on the same ports and with the same data.</summary>
