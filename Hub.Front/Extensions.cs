@@ -97,8 +97,10 @@ public static class Extensions
     public static WebApplication MapGateway(this WebApplication app)
     {
         app.UseTrustedProxies();
+        var gateway = app.Services.GetRequiredService<IOptions<GatewayOptions>>().Value;
         app.MapHub<GatewayHub>(GatewayHub.Path, o =>
             {
+                o.TransportSendTimeout = gateway.SlowClientTimeout;
                 o.Transports = HttpTransportType.WebSockets | HttpTransportType.ServerSentEvents | HttpTransportType.LongPolling;
                 // A client that negotiates and asks for it keeps its connection through a short
                 // network blip: both sides buffer and replay, on the same instance. Clients that

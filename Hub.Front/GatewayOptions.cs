@@ -41,6 +41,13 @@ public sealed class GatewayOptions
     public int MaxPendingSends { get; set; } = 100_000;
 
     /// <summary>
+    /// A client whose socket takes nothing for this long while the hub has something for it is
+    /// closed (SignalR's transport send timeout); it resumes its session when it reads again.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00", ErrorMessage = "Gateway:SlowClientTimeout must be between 00:00:01 and 00:10:00.")]
+    public TimeSpan SlowClientTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
     /// Largest SignalR frame. Kept well above <see cref="MaxPayloadBytes"/> so an oversized payload
     /// gets a clear error instead of SignalR closing the connection.
     /// </summary>

@@ -29,21 +29,7 @@ public sealed class A_client_that_stops_reading
         var talker = await system.ConnectAsAsync(hub, "Talker", "slow");
         using var http = new HttpClient { BaseAddress = hub };
 
-        // Large messages, a few at a time, each time until the live client has them all, until the
-        // stuck client's socket buffers are full and a send to it waits.
-        var text = new string('x', 3900);
-        var filled = 0;
-        var slowestCatchUp = TimeSpan.Zero;
-        await Wait.UntilAsync(async () =>
-        {
-            for (var i = 0; i < 20; i++, filled++)
-                await talker.SendAsync("say", new { room = "slow", text });
-            var catchUp = Stopwatch.StartNew();
-            await Wait.UntilAsync(() => live.Events("message").Count >= filled, "the live client has every message sent so far");
-            if (catchUp.Elapsed > slowestCatchUp)
-                slowestCatchUp = catchUp.Elapsed;
-            return Prometheus.Sample(await http.GetStringAsync("/metrics"), "gateway_sends_pending", "") >= 1;
-        }, "a send waits for the stuck client", TimeSpan.FromSeconds(120));
+        var (filled, slowestCatchUp) = await FillAsync(talker, live, http);
 
         // At once, with the stuck client's socket still full: the live client hears each message without waiting.
         var delays = new List<TimeSpan>();
@@ -67,6 +53,53 @@ public sealed class A_client_that_stops_reading
             Assert.That(live.Messages("slow"), Has.Count.EqualTo(filled + 10), "the live client has every message");
             Assert.That(live.Events("message").Select(p => p.GetProperty("seq").GetInt64()), Is.Ordered.Ascending, "the live client's messages arrived in room order");
         });
+    }
+
+    [Test]
+    public async Task Is_closed_after_Gateway_SlowClientTimeout_and_its_room_is_told_it_left()
+    {
+        await using var system = await TestSystem.CreateAsync();
+        var hub = await system.StartHubAsync(new Dictionary<string, string?>
+        {
+            ["Limits:EventsPerSecond"] = "100000",
+            ["Limits:EventBurst"] = "1000000",
+            ["Gateway:SlowClientTimeout"] = "00:00:02",
+        });
+        await system.StartWorkerAsync();
+        await using var stuck = await StuckClient.JoinAsync(hub, "Stuck", "slow");
+        var live = await system.ConnectAsAsync(hub, "Live", "slow");
+        var talker = await system.ConnectAsAsync(hub, "Talker", "slow");
+        using var http = new HttpClient { BaseAddress = hub };
+
+        await FillAsync(talker, live, http);
+        var waiting = Stopwatch.StartNew();
+        // Well before SignalR's default of 10 s.
+        await live.WaitForAsync("memberLeft", p => p.GetProperty("name").GetString() == "Stuck", TimeSpan.FromSeconds(8));
+        TestContext.Out.WriteLine($"the stuck client's room heard it left {waiting.Elapsed.TotalSeconds:F1} s after a send to it began to wait");
+        await Wait.UntilAsync(async () => Prometheus.Sample(await http.GetStringAsync("/metrics"), "gateway_sends_pending", "") == 0,
+            "no send waits any more: the stuck client's went with it");
+    }
+
+    /// <summary>
+    /// Large messages, a few at a time, each time until the live client has them all, until the
+    /// stuck client's socket buffers are full and a send to it waits (the hub's gauge).
+    /// </summary>
+    private static async Task<(int Filled, TimeSpan SlowestCatchUp)> FillAsync(ChatClient talker, ChatClient live, HttpClient hub)
+    {
+        var text = new string('x', 3900);
+        var filled = 0;
+        var slowestCatchUp = TimeSpan.Zero;
+        await Wait.UntilAsync(async () =>
+        {
+            for (var i = 0; i < 20; i++, filled++)
+                await talker.SendAsync("say", new { room = "slow", text });
+            var catchUp = Stopwatch.StartNew();
+            await Wait.UntilAsync(() => live.Events("message").Count >= filled, "the live client has every message sent so far");
+            if (catchUp.Elapsed > slowestCatchUp)
+                slowestCatchUp = catchUp.Elapsed;
+            return Prometheus.Sample(await hub.GetStringAsync("/metrics"), "gateway_sends_pending", "") >= 1;
+        }, "a send waits for the stuck client", TimeSpan.FromSeconds(120));
+        return (filled, slowestCatchUp);
     }
 
     /// <summary>

@@ -65,6 +65,8 @@ public sealed class Starting_with_bad_configuration
     [TestCase("Gateway:MaxPayloadBytes", "0")]
     [TestCase("Gateway:PublishTimeout", "00:10:00")]
     [TestCase("Gateway:InstanceId", "no/slashes")]
+    [TestCase("Gateway:MaxPendingSends", "0")]
+    [TestCase("Gateway:SlowClientTimeout", "00:00:00")]
     public void Stops_the_hub_at_start_naming_the_setting(string setting, string value)
     {
         var ex = Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync(() => TestSystem.BuildHub(new Dictionary<string, string?>(Valid) { [setting] = value })));
@@ -80,6 +82,7 @@ public sealed class Starting_with_bad_configuration
     [TestCase("Worker:BatchLockTimeout", "00:00:00")]
     [TestCase("Worker:GapWaitLimit", "00:00:00")]
     [TestCase("Worker:HubInstanceTimeout", "00:00:00")]
+    [TestCase("Worker:PublishTimeout", "00:00:00")]
     [TestCase("Chat:ResumeLimit", "0")]
     [TestCase("Chat:SessionLifetime", "00:00:10")]
     public void Stops_the_worker_at_start_naming_the_setting(string setting, string value)
