@@ -10,7 +10,9 @@ namespace SocketStarter.GatewayWorker;
 /// when its token is cancelled: a publish through a consume context on a connection the broker
 /// blocks (a memory alarm) did not end at its own token (MassTransit 8.5; measured in
 /// <c>Faults_under_load.The_broker_blocking_publishers_for_a_while</c>: a 2 s token, a 9.9 s wait),
-/// so it is let go and may still reach the broker later, which delivery at least once allows.
+/// and one awaiting its confirm can hang for good after a broker restart
+/// (rabbitmq/rabbitmq-dotnet-client#1930, open on 7.2.2), so it is let go and may still reach the
+/// broker later, which delivery at least once allows.
 /// </summary>
 internal static class HubRouting
 {

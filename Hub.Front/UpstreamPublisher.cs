@@ -31,7 +31,10 @@ public sealed class UpstreamPublisher(IBus bus, IBusControl busControl, IOptions
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(_timeout);
 
-        var endpoint = await bus.GetSendEndpoint(_address);
+        // Let go at the timeout whatever the transport does: a publish awaiting a confirm can hang
+        // after a broker restart (rabbitmq/rabbitmq-dotnet-client#1930, open on 7.2.2), and the
+        // client's next sends queue behind this one.
+        var endpoint = await bus.GetSendEndpoint(_address).WaitAsync(timeout.Token);
         await endpoint.Send(message, context =>
         {
             if (context is RabbitMqSendContext rabbit)
@@ -39,6 +42,6 @@ public sealed class UpstreamPublisher(IBus bus, IBusControl busControl, IOptions
                 rabbit.Mandatory = mandatory;
                 rabbit.RoutingKey = connectionId;
             }
-        }, timeout.Token);
+        }, timeout.Token).WaitAsync(timeout.Token);
     }
 }
