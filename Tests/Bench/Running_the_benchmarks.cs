@@ -124,6 +124,8 @@ public sealed class Running_the_benchmarks
     [TestCase("--closed-loop is for --rate 0", "rooms", "--closed-loop", "--rate", "5")]
     [TestCase("--repeat must be between 1 and 20", "echo", "--repeat", "0")]
     [TestCase("--pool-size must be between 1 and 1000", "echo", "--pool-size", "0")]
+    // Reached only once every scenario's settings before it were read: all has no --placement of its own.
+    [TestCase("--sync must be on or off", "all", "--sync", "maybe")]
     public async Task Refuses_bad_flags_with_a_message_naming_them(string error, params string[] flags)
     {
         var (exitCode, output) = await StartBenchAsync([.. flags, "--tiny"]);

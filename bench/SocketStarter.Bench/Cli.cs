@@ -77,7 +77,7 @@ public static class Cli
 
         var all = new Command("all", "Every scenario, one after the other, on one broker.")
         {
-            DrainOption, DrainLimitOption, TargetOption, SyncOption, PrefetchOption, ConcurrencyOption, PoolSizeOption, TinyOption, RabbitOption, ManagementOption, PostgresOption, JsonOption, MarkdownOption,
+            WarmupOption, ClosedLoopOption, DrainOption, DrainLimitOption, TargetOption, SyncOption, PrefetchOption, ConcurrencyOption, PoolSizeOption, TinyOption, RabbitOption, ManagementOption, PostgresOption, JsonOption, MarkdownOption,
         };
         all.SetAction((parse, token) => RunAsync([.. Scenarios.Keys], parse, token));
         root.Subcommands.Add(all);
@@ -152,7 +152,9 @@ public static class Cli
         var rate = Pick(RateOption, d.Rate);
         var window = Pick(WindowOption, d.Window);
         var duration = Pick(DurationOption, d.Duration);
-        var warmup = Pick(WarmupOption, d.Warmup);
+        // With all, --warmup is for every scenario that has load (idle has none) and --closed-loop for saturation.
+        var warmup = single ? Pick(WarmupOption, d.Warmup)
+            : parse.GetValue(WarmupOption) is { } allWarmup && scenario != "idle" ? allWarmup : d.Warmup;
         var drain = parse.GetValue(DrainOption);
         var drainLimit = parse.GetValue(DrainLimitOption);
         var workers = single && parse.GetValue(WorkersOption) is { } w ? ParseCounts(w, "--workers") : d.Workers;
@@ -162,7 +164,7 @@ public static class Cli
         if (roomSize < 1 || roomSize > connections) throw new BenchException($"--room-size must be between 1 and --connections ({connections}).");
         if (rate < 0) throw new BenchException("--rate must be 0 (as fast as accepted) or more.");
         if (window < 1) throw new BenchException("--window must be at least 1.");
-        var closedLoop = single && parse.GetValue(ClosedLoopOption);
+        var closedLoop = parse.GetValue(ClosedLoopOption) && (single || scenario == "saturation");
         if (closedLoop && rate != 0) throw new BenchException("--closed-loop is for --rate 0 (as fast as the target applies); at a fixed rate the sends do not wait.");
         if (duration < 0 || warmup < 0 || drain <= 0 || drainLimit <= 0) throw new BenchException("--duration and --warmup must be 0 or more, --drain-timeout and --drain-limit more than 0.");
         if (scenario != "idle" && duration <= 0) throw new BenchException("--duration must be more than 0.");
@@ -179,7 +181,8 @@ public static class Cli
             "baseline" => ["baseline"],
             var other => throw new BenchException($"--target must be gateway, baseline or both, not '{other}'."),
         };
-        var placement = parse.GetValue(PlacementOption)?.ToLowerInvariant() switch
+        // all has no --placement: each scenario's clients in turn, as a round-robin load balancer places them.
+        var placement = (single ? parse.GetValue(PlacementOption) : "turn")?.ToLowerInvariant() switch
         {
             "turn" => Placement.Turn,
             "room" => Placement.Room,
