@@ -11,8 +11,10 @@ namespace SocketStarter.GatewayWorker;
 /// blocks (a memory alarm) did not end at its own token (MassTransit 8.5; measured in
 /// <c>Faults_under_load.The_broker_blocking_publishers_for_a_while</c>: a 2 s token, a 9.9 s wait),
 /// and one awaiting its confirm can hang for good after a broker restart
-/// (rabbitmq/rabbitmq-dotnet-client#1930, open on 7.2.2), so it is let go and may still reach the
-/// broker later, which delivery at least once allows.
+/// (rabbitmq/rabbitmq-dotnet-client#1930, open on 7.2.2), so it is let go. A send let go may still
+/// reach the broker later, after newer commands another worker sent meanwhile: a duplicate out of
+/// order, which clients drop only where the application numbers its payloads (docs/architecture.md,
+/// "What a let-go send can still do").
 /// </summary>
 internal static class HubRouting
 {
