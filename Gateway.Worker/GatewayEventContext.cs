@@ -179,12 +179,13 @@ public sealed class GatewayEventContext
     /// Writes the replies to the outbox, and the changes to groups' members, (before commit); the
     /// caller publishes the replies after. The last event of a connection takes it out of every group.
     /// </summary>
-    internal async Task<(IReadOnlyList<Reply> Replies, long[] Ids)> WriteRepliesAsync()
+    /// <param name="commit">Commits the transaction in the same round trip.</param>
+    internal async Task<(IReadOnlyList<Reply> Replies, long[] Ids)> WriteRepliesAsync(bool commit = false)
     {
         // The last change of each membership wins.
         var members = _members.GroupBy(m => (m.Group, m.ConnectionId)).Select(g => g.Last()).ToList();
         var written = await _store.EnqueueAsync(Connection, Transaction, _upstream.ConnectionId, _upstream.Seq,
-            _replies.Select(r => (r.Type.Name, r.Body, r.OrderKey, r.TargetConnection)).ToList(), members, _upstream.IsLast, Now, CancellationToken);
+            _replies.Select(r => (r.Type.Name, r.Body, r.OrderKey, r.TargetConnection)).ToList(), members, _upstream.IsLast, Now, CancellationToken, commit);
         return (_replies.Select((r, i) => r with { TargetInstance = written[i].TargetInstance }).ToList(), written.Select(w => w.Id).ToArray());
     }
 

@@ -155,6 +155,7 @@ public sealed partial class UpstreamEventProcessor
         {
             var started = processor.time.GetUtcNow();
             var inTransaction = new List<PendingEvent>();
+            var commitSent = false;
             await using (var transaction = await connection.BeginTransactionAsync())
             {
                 for (; next < batch.Count; next++)
@@ -164,7 +165,8 @@ public sealed partial class UpstreamEventProcessor
                     {
                         try
                         {
-                            await processor.ApplyInTransactionAsync(connection, transaction, pending, before: null);
+                            // Alone in its transaction (the usual case): the commit travels with its replies.
+                            commitSent = await processor.ApplyInTransactionAsync(connection, transaction, pending, before: null, commit: next == batch.Count - 1);
                             inTransaction.Add(pending);
                         }
                         catch (Exception ex)
@@ -194,7 +196,8 @@ public sealed partial class UpstreamEventProcessor
                             pending.Done.TrySetException(ex);
                     }
                 }
-                await transaction.CommitAsync();
+                if (!commitSent)
+                    await transaction.CommitAsync();
             }
             var committedAt = processor.time.GetTimestamp();
             var now = processor.time.GetUtcNow();

@@ -80,7 +80,9 @@ public sealed partial class UpstreamEventProcessor
     /// its turn; the caller rolls its part back.
     /// </summary>
     /// <param name="before">Statements sent with the turn's (the batch's savepoint for this event).</param>
-    private async Task ApplyInTransactionAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, PendingEvent pending, IReadOnlyList<string>? before)
+    /// <param name="commit">Commits the transaction with the event's replies, in one round trip: for
+    /// an event alone in its transaction. Returns whether it committed.</param>
+    private async Task<bool> ApplyInTransactionAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, PendingEvent pending, IReadOnlyList<string>? before, bool commit = false)
     {
         var upstream = pending.Upstream;
         var context = new GatewayEventContext(connection, transaction, upstream, store, pending.Publisher, time, CancellationToken.None);
@@ -107,7 +109,8 @@ public sealed partial class UpstreamEventProcessor
                 await store.RememberGivenUpAsync(connection, transaction, upstream.ConnectionId, pending.GivenUp, context.Now, CancellationToken.None);
             pending.Outcome = Outcome.Applied;
         }
-        (pending.Replies, pending.ReplyIds) = await context.WriteRepliesAsync();
+        (pending.Replies, pending.ReplyIds) = await context.WriteRepliesAsync(commit);
+        return commit;
     }
 
     /// <summary>

@@ -154,9 +154,12 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
     /// connection out of every group) in one round trip; returns the replies' ids, in order, each
     /// with the hub instance of its target connection (null: none, or not known).
     /// </summary>
+    /// <param name="commit">Also commits the transaction, in the same round trip (the statements
+    /// after a failing one are not run, so a failed write is never committed). <paramref name="transaction"/>
+    /// is then completed: it must not be committed again.</param>
     public async Task<IReadOnlyList<(long Id, string? TargetInstance)>> EnqueueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string connectionId, long seq,
         IReadOnlyList<(string MessageType, string Body, string? OrderKey, string? TargetConnection)> replies,
-        IReadOnlyCollection<MemberChange> members, bool connectionClosed, DateTimeOffset now, CancellationToken cancellationToken)
+        IReadOnlyCollection<MemberChange> members, bool connectionClosed, DateTimeOffset now, CancellationToken cancellationToken, bool commit = false)
     {
         await using var batch = new NpgsqlBatch(connection, transaction);
         if (members.Count > 0)
@@ -203,6 +206,8 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
                 },
             });
         }
+        if (commit)
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
         if (batch.BatchCommands.Count == 0)
             return [];
 
