@@ -17,6 +17,7 @@ public sealed class GatewayMetrics
     private readonly Counter<long> _closedByLimits;
     private readonly Counter<long> _pushRequests;
     private readonly UpDownCounter<long> _pendingSends;
+    private readonly UpDownCounter<long> _pendingSendBytes;
     private readonly KeyValuePair<string, object?> _instance;
 
     public GatewayMetrics(IMeterFactory meterFactory, Microsoft.Extensions.Options.IOptions<GatewayOptions> options)
@@ -34,6 +35,7 @@ public sealed class GatewayMetrics
         _closedByLimits = meter.CreateCounter<long>("gateway.connections.closed_by_limits", description: "Connections refused or closed by an abuse limit, by reason.");
         _pushRequests = meter.CreateCounter<long>("gateway.push.requests", description: "Push API requests, by command and outcome.");
         _pendingSends = meter.CreateUpDownCounter<long>("gateway.sends.pending", description: "Downstream sends waiting for a slow client to read.");
+        _pendingSendBytes = meter.CreateUpDownCounter<long>("gateway.sends.pending_bytes", description: "Payload bytes held by downstream sends waiting for a slow client to read.");
     }
 
     public void ConnectionOpened() => _connections.Add(1, _instance);
@@ -52,7 +54,11 @@ public sealed class GatewayMetrics
             _commandDelay.Record((DateTime.UtcNow - sent).TotalMilliseconds, _instance);
     }
     public void ClosedByLimits(string reason) => _closedByLimits.Add(1, _instance, new("reason", reason));
-    public void SendPending(int delta) => _pendingSends.Add(delta, _instance);
+    public void SendPending(int delta, long bytes)
+    {
+        _pendingSends.Add(delta, _instance);
+        _pendingSendBytes.Add(bytes, _instance);
+    }
     public void PushRequest(string command, string outcome) => _pushRequests.Add(1, _instance, new("command", command), new("outcome", outcome));
 
     public static long Timestamp() => Stopwatch.GetTimestamp();

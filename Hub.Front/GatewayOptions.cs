@@ -41,6 +41,15 @@ public sealed class GatewayOptions
     public int MaxPendingSends { get; set; } = 100_000;
 
     /// <summary>
+    /// How many bytes of payload those waiting sends may hold at once (a waiting send keeps its
+    /// message until the slow client takes it or is closed). Past this the instance takes no
+    /// further commands from its queue until some finish; one send larger than the whole budget
+    /// still goes, alone. Bounds the hub's memory by what it holds, not only by how many.
+    /// </summary>
+    [Range(typeof(long), "1024", "68719476736", ErrorMessage = "Gateway:MaxPendingSendBytes must be between 1024 and 68719476736.")]
+    public long MaxPendingSendBytes { get; set; } = 256L * 1024 * 1024;
+
+    /// <summary>
     /// A client whose socket takes nothing for this long while the hub has something for it is
     /// closed (SignalR's transport send timeout); it resumes its session when it reads again.
     /// </summary>

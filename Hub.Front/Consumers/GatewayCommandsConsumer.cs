@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using System.Text.Json;
 using MassTransit;
 using Microsoft.AspNetCore.SignalR;
 using SocketStarter.Messages;
@@ -28,28 +30,28 @@ public sealed class GatewayCommandsConsumer(
     public async Task Consume(ConsumeContext<SendToConnections> context)
     {
         var m = context.Message;
-        await sends.StartAsync(() => hub.Clients.Clients(m.ConnectionIds).Event(m.Type, m.Payload), nameof(SendToConnections), context.CancellationToken);
+        await sends.StartAsync(() => hub.Clients.Clients(m.ConnectionIds).Event(m.Type, m.Payload), nameof(SendToConnections), SizeOf(m.Type, m.Payload), context.CancellationToken);
         metrics.CommandApplied(nameof(SendToConnections), context.SentTime);
     }
 
     public async Task Consume(ConsumeContext<SendToGroup> context)
     {
         var m = context.Message;
-        await sends.StartAsync(() => hub.Clients.GroupExcept(m.Group, m.ExceptConnectionIds ?? []).Event(m.Type, m.Payload), nameof(SendToGroup), context.CancellationToken);
+        await sends.StartAsync(() => hub.Clients.GroupExcept(m.Group, m.ExceptConnectionIds ?? []).Event(m.Type, m.Payload), nameof(SendToGroup), SizeOf(m.Type, m.Payload), context.CancellationToken);
         metrics.CommandApplied(nameof(SendToGroup), context.SentTime);
     }
 
     public async Task Consume(ConsumeContext<SendToUser> context)
     {
         var m = context.Message;
-        await sends.StartAsync(() => hub.Clients.User(m.UserId).Event(m.Type, m.Payload), nameof(SendToUser), context.CancellationToken);
+        await sends.StartAsync(() => hub.Clients.User(m.UserId).Event(m.Type, m.Payload), nameof(SendToUser), SizeOf(m.Type, m.Payload), context.CancellationToken);
         metrics.CommandApplied(nameof(SendToUser), context.SentTime);
     }
 
     public async Task Consume(ConsumeContext<SendToAll> context)
     {
         var m = context.Message;
-        await sends.StartAsync(() => hub.Clients.AllExcept(m.ExceptConnectionIds ?? []).Event(m.Type, m.Payload), nameof(SendToAll), context.CancellationToken);
+        await sends.StartAsync(() => hub.Clients.AllExcept(m.ExceptConnectionIds ?? []).Event(m.Type, m.Payload), nameof(SendToAll), SizeOf(m.Type, m.Payload), context.CancellationToken);
         metrics.CommandApplied(nameof(SendToAll), context.SentTime);
     }
 
@@ -68,6 +70,10 @@ public sealed class GatewayCommandsConsumer(
         await hub.Groups.RemoveFromGroupAsync(context.Message.ConnectionId, context.Message.Group, context.CancellationToken);
         metrics.CommandApplied(nameof(RemoveFromGroup), context.SentTime);
     }
+
+    /// <summary>About what a send holds while it waits: its payload as the worker wrote it, and its type.</summary>
+    private static long SizeOf(string type, JsonElement payload) =>
+        (payload.ValueKind == JsonValueKind.Undefined ? 0 : JsonMarshal.GetRawUtf8Value(payload).Length) + type.Length;
 
     public Task Consume(ConsumeContext<CloseConnection> context)
     {

@@ -80,6 +80,63 @@ public sealed class A_client_that_stops_reading
             "no send waits any more: the stuck client's went with it");
     }
 
+    [Test]
+    public async Task Holds_no_more_than_Gateway_MaxPendingSendBytes_for_it_and_loses_nothing()
+    {
+        const long budget = 40_000;
+        await using var system = await TestSystem.CreateAsync();
+        var hub = await system.StartHubAsync(new Dictionary<string, string?>
+        {
+            ["Limits:EventsPerSecond"] = "100000",
+            ["Limits:EventBurst"] = "1000000",
+            ["Gateway:MaxPendingSendBytes"] = budget.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Gateway:SlowClientTimeout"] = "00:00:05",
+        });
+        await system.StartWorkerAsync();
+        await using var stuck = await StuckClient.JoinAsync(hub, "Stuck", "slow");
+        var live = await system.ConnectAsAsync(hub, "Live", "slow");
+        var talker = await system.ConnectAsAsync(hub, "Talker", "slow");
+        using var http = new HttpClient { BaseAddress = hub };
+        var highest = 0.0;
+        async Task SampleAsync() =>
+            highest = Math.Max(highest, Prometheus.Sample(await http.GetStringAsync("/metrics"), "gateway_sends_pending_bytes", ""));
+
+        // Five at a time (20 KB, under the budget) until a send to the stuck client waits: a batch
+        // over the budget could fill it, stall the instance until the stuck client is closed, and
+        // nothing would wait any more.
+        var text = new string('y', 3900);
+        var filled = 0;
+        await Wait.UntilAsync(async () =>
+        {
+            for (var i = 0; i < 5; i++, filled++)
+                await talker.SendAsync("say", new { room = "slow", text });
+            return Prometheus.Sample(await http.GetStringAsync("/metrics"), "gateway_sends_pending", "") >= 1;
+        }, "a send waits for the stuck client", TimeSpan.FromSeconds(120));
+        // 30 more of about 4 KB each, three times the budget, while a send to the stuck client waits.
+        for (var i = 0; i < 30; i++)
+        {
+            await talker.SendAsync("say", new { room = "slow", text });
+            await SampleAsync();
+        }
+        // The instance takes no more commands until the stuck client is closed (Gateway:SlowClientTimeout); then all of them.
+        await Wait.UntilAsync(async () =>
+        {
+            await SampleAsync();
+            return live.Messages("slow").Count == filled + 30;
+        }, "the live client gets every message once the stuck client is let go", TimeSpan.FromSeconds(60));
+        await Wait.UntilAsync(async () => Prometheus.Sample(await http.GetStringAsync("/metrics"), "gateway_sends_pending", "") == 0,
+            "no send waits any more");
+        TestContext.Out.WriteLine($"{filled} messages filled the stuck client's socket; with 30 more, the waiting sends held at most {highest:N0} bytes (budget {budget:N0})");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(highest, Is.LessThanOrEqualTo(budget), "the waiting sends never held more than the budget");
+            Assert.That(highest, Is.GreaterThan(budget / 2), "the sends did wait for the budget (the bound was reached, not just respected)");
+            Assert.That(live.Events("message").Select(p => p.GetProperty("seq").GetInt64()), Is.Ordered.Ascending, "the live client's messages arrived in room order");
+            Assert.That(live.Messages("slow"), Has.Count.EqualTo(filled + 30), "the live client has every message, none twice");
+        });
+    }
+
     /// <summary>
     /// Large messages, a few at a time, each time until the live client has them all, until the
     /// stuck client's socket buffers are full and a send to it waits (the hub's gauge).

@@ -66,6 +66,7 @@ public sealed class Starting_with_bad_configuration
     [TestCase("Gateway:PublishTimeout", "00:10:00")]
     [TestCase("Gateway:InstanceId", "no/slashes")]
     [TestCase("Gateway:MaxPendingSends", "0")]
+    [TestCase("Gateway:MaxPendingSendBytes", "1000")]
     [TestCase("Gateway:SlowClientTimeout", "00:00:00")]
     public void Stops_the_hub_at_start_naming_the_setting(string setting, string value)
     {
