@@ -56,7 +56,11 @@ public sealed partial class ClientSends(IOptions<GatewayOptions> options, Gatewa
         _ = FinishAsync(task, command, bytes);
     }
 
-    /// <summary>Waits until <paramref name="bytes"/> more fit the budget; a send alone always fits.</summary>
+    /// <summary>
+    /// Waits until <paramref name="bytes"/> more fit the budget; a send alone always fits. Every
+    /// waiter wakes at each release and looks again (not first come, first served): the commands
+    /// consumer calls one at a time (<c>ConcurrentMessageLimit</c> 1), so there is one waiter at most.
+    /// </summary>
     private async ValueTask ReserveBytesAsync(long bytes, CancellationToken cancellationToken)
     {
         while (true)
@@ -102,8 +106,8 @@ public sealed partial class ClientSends(IOptions<GatewayOptions> options, Gatewa
         }
         finally
         {
-            metrics.SendPending(-1, -bytes);
             Release(bytes);
+            metrics.SendPending(-1, -bytes);
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Text;
 using System.Text.Json;
 using MassTransit;
 using Microsoft.AspNetCore.SignalR;
@@ -71,9 +72,12 @@ public sealed class GatewayCommandsConsumer(
         metrics.CommandApplied(nameof(RemoveFromGroup), context.SentTime);
     }
 
-    /// <summary>About what a send holds while it waits: its payload as the worker wrote it, and its type.</summary>
+    /// <summary>
+    /// What a send is counted as while it waits: its payload's and type's UTF-8 bytes. What it holds
+    /// is more: the payload and the frame SignalR serialized from it, about twice that.
+    /// </summary>
     private static long SizeOf(string type, JsonElement payload) =>
-        (payload.ValueKind == JsonValueKind.Undefined ? 0 : JsonMarshal.GetRawUtf8Value(payload).Length) + type.Length;
+        (payload.ValueKind == JsonValueKind.Undefined ? 0 : JsonMarshal.GetRawUtf8Value(payload).Length) + Encoding.UTF8.GetByteCount(type);
 
     public Task Consume(ConsumeContext<CloseConnection> context)
     {
