@@ -111,7 +111,7 @@ public sealed class GatewayEventContext
         // database, which this event's transaction may be busy with: that one goes to every instance.
         var instance = connectionId == _upstream.ConnectionId ? _upstream.HubInstanceId : null;
         await BrokerUnavailableException.WithinAsync(EagerPublishTimeout,
-            bounded => HubRouting.SendAsync(_publisher, new AddToGroup { ConnectionId = connectionId, Group = group }, typeof(AddToGroup), instance, bounded), CancellationToken);
+            bounded => HubRouting.SendAsync(_publisher, new AddToGroup { ConnectionId = connectionId, Group = group }, typeof(AddToGroup), instance, null, bounded), CancellationToken);
     }
 
     /// <summary>Takes the connection out of the group, in the group's order: what the group is sent after this, it does not get.</summary>

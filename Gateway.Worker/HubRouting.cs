@@ -13,8 +13,8 @@ namespace SocketStarter.GatewayWorker;
 /// and one awaiting its confirm can hang for good after a broker restart
 /// (rabbitmq/rabbitmq-dotnet-client#1930, open on 7.2.2), so it is let go. A send let go may still
 /// reach the broker later, after newer commands another worker sent meanwhile: a duplicate out of
-/// order, which clients drop only where the application numbers its payloads (docs/architecture.md,
-/// "What a let-go send can still do").
+/// order. A group's commands carry their flush's <see cref="Order"/>, by which the hub drops such a
+/// copy (docs/architecture.md, "What a let-go send can still do").
 /// </summary>
 internal static class HubRouting
 {
@@ -22,28 +22,48 @@ internal static class HubRouting
     // exchange, which would close the channel and fail the other commands in flight on it.
     private static readonly Uri InstancesAddress = new($"exchange:{CommandRouting.InstancesExchange}?type=direct");
 
+    /// <summary>The ordered flush a command of a group comes from: its key and its number.</summary>
+    public readonly record struct Order(string Key, long Flush)
+    {
+        public void Stamp(SendContext context)
+        {
+            context.Headers.Set(CommandRouting.OrderKeyHeader, Key);
+            context.Headers.Set(CommandRouting.OrderFlushHeader, Flush);
+        }
+    }
+
     /// <param name="hubInstanceId">The instance that holds the target; null: not known, every instance gets it.</param>
-    public static async Task SendAsync(IPublishEndpoint publisher, object command, Type type, string? hubInstanceId, CancellationToken cancellationToken)
+    /// <param name="order">The flush that sends it, for a group's command; null for the rest.</param>
+    public static async Task SendAsync(IPublishEndpoint publisher, object command, Type type, string? hubInstanceId, Order? order, CancellationToken cancellationToken)
     {
         // ConsumeContext and IBus are both, which is what the runtime hands in; anything else broadcasts.
         if (hubInstanceId is null || publisher is not ISendEndpointProvider sender)
         {
-            await publisher.Publish(command, type, cancellationToken).WaitAsync(cancellationToken);
+            await PublishAsync(publisher, command, type, order, cancellationToken);
             return;
         }
         var endpoint = await sender.GetSendEndpoint(InstancesAddress).WaitAsync(cancellationToken);
-        await endpoint.Send(command, type, Pipe.Execute<SendContext>(c => c.SetRoutingKey(hubInstanceId)), cancellationToken).WaitAsync(cancellationToken);
+        await endpoint.Send(command, type, Pipe.Execute<SendContext>(c =>
+        {
+            c.SetRoutingKey(hubInstanceId);
+            order?.Stamp(c);
+        }), cancellationToken).WaitAsync(cancellationToken);
     }
 
     /// <summary>One send for each instance; once to every instance when one of them is not known (null).</summary>
-    public static async Task SendToEachAsync(IPublishEndpoint publisher, object command, Type type, IReadOnlyCollection<string?> hubInstanceIds, CancellationToken cancellationToken)
+    public static async Task SendToEachAsync(IPublishEndpoint publisher, object command, Type type, IReadOnlyCollection<string?> hubInstanceIds, Order? order, CancellationToken cancellationToken)
     {
         if (hubInstanceIds.Contains(null))
         {
-            await publisher.Publish(command, type, cancellationToken).WaitAsync(cancellationToken);
+            await PublishAsync(publisher, command, type, order, cancellationToken);
             return;
         }
         foreach (var hubInstanceId in hubInstanceIds)
-            await SendAsync(publisher, command, type, hubInstanceId, cancellationToken);
+            await SendAsync(publisher, command, type, hubInstanceId, order, cancellationToken);
     }
+
+    private static Task PublishAsync(IPublishEndpoint publisher, object command, Type type, Order? order, CancellationToken cancellationToken) =>
+        (order is { } o
+            ? publisher.Publish(command, type, Pipe.Execute<PublishContext>(o.Stamp), cancellationToken)
+            : publisher.Publish(command, type, cancellationToken)).WaitAsync(cancellationToken);
 }

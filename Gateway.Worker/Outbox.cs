@@ -47,11 +47,11 @@ public sealed partial class Outbox(GatewayStore store, TimeProvider time, IOptio
         var keys = events.SelectMany(e => e.Replies).Select(r => r.OrderKey).OfType<string>().ToHashSet(StringComparer.Ordinal);
         if (keys.Count == 0)
         {
-            await GatewayStore.DeleteOutboxAsync(connection, [.. await SendInOrderAsync(events, [], Lookup.Empty, cancellationToken)], cancellationToken);
+            await GatewayStore.DeleteOutboxAsync(connection, [.. await SendInOrderAsync(events, 0, [], Lookup.Empty, cancellationToken)], cancellationToken);
             return;
         }
         await GatewayStore.FlushOrderedAsync(connection, keys,
-            (rows, members) => SendInOrderAsync(events, rows, members, cancellationToken), cancellationToken);
+            (flush, rows, members) => SendInOrderAsync(events, flush, rows, members, cancellationToken), cancellationToken);
     }
 
     internal static IReadOnlyList<Outgoing> FromReplies(IReadOnlyList<GatewayEventContext.Reply> replies, long[] ids) =>
@@ -67,10 +67,11 @@ public sealed partial class Outbox(GatewayStore store, TimeProvider time, IOptio
     /// the group's flushed rows up to and including it. What is left of the flushed rows
     /// (committed by others) goes last. A group's message goes to the instances that hold members,
     /// a removal to the member's instance; those who leave in this flush still get what was sent
-    /// before they left. Returns the ids sent.
+    /// before they left. Each flushed row carries its key and the flush's number, so that a hub can
+    /// drop a late copy of it once a newer flush of the key has reached it. Returns the ids sent.
     /// </summary>
     private static async Task<IReadOnlyCollection<long>> SendInOrderAsync(
-        IReadOnlyList<(IReadOnlyList<Outgoing> Replies, IPublishEndpoint Publisher)> events,
+        IReadOnlyList<(IReadOnlyList<Outgoing> Replies, IPublishEndpoint Publisher)> events, long flush,
         IReadOnlyList<GatewayStore.OutboxRow> flushed, ILookup<string, string?> members, CancellationToken cancellationToken)
     {
         var byKey = flushed.GroupBy(r => r.OrderKey!, StringComparer.Ordinal).ToDictionary(g => g.Key, g => new Queue<GatewayStore.OutboxRow>(g), StringComparer.Ordinal);
@@ -89,10 +90,11 @@ public sealed partial class Outbox(GatewayStore store, TimeProvider time, IOptio
                 queue.Dequeue();
                 var type = CommandTypes[row.MessageType];
                 var command = JsonSerializer.Deserialize(row.Body, type, Json)!;
+                var order = new HubRouting.Order(key, flush);
                 if (type == typeof(SendToGroup))
-                    await HubRouting.SendToEachAsync(publisher, command, type, instances[key], cancellationToken);
+                    await HubRouting.SendToEachAsync(publisher, command, type, instances[key], order, cancellationToken);
                 else
-                    await HubRouting.SendAsync(publisher, command, type, row.TargetInstance, cancellationToken);
+                    await HubRouting.SendAsync(publisher, command, type, row.TargetInstance, order, cancellationToken);
                 sent.Add(row.Id);
             }
         }
@@ -103,7 +105,7 @@ public sealed partial class Outbox(GatewayStore store, TimeProvider time, IOptio
             {
                 if (reply.OrderKey is null)
                 {
-                    await HubRouting.SendAsync(publisher, reply.Command!, reply.Type!, reply.TargetInstance, cancellationToken);
+                    await HubRouting.SendAsync(publisher, reply.Command!, reply.Type!, reply.TargetInstance, null, cancellationToken);
                     sent.Add(reply.Id);
                 }
                 else

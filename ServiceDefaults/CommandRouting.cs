@@ -14,4 +14,17 @@ public static class CommandRouting
 
     /// <summary>The hub instance's own command queue and fanout exchange.</summary>
     public static string InstanceEndpoint(string hubInstanceId) => $"gateway-{hubInstanceId}";
+
+    /// <summary>
+    /// Header of a command sent by an ordered flush: the order key (a group) whose flush sent it.
+    /// With <see cref="OrderFlushHeader"/> it lets a hub drop a late copy of an older flush's command
+    /// (a send a worker let go at its publish timeout) that arrives after a newer flush's.
+    /// </summary>
+    public const string OrderKeyHeader = "SocketStarter-Order-Key";
+
+    /// <summary>
+    /// Header of a command sent by an ordered flush: the flush's number, taken under the key's lock,
+    /// so the flushes of one key are numbered in the order they ran, on whichever worker.
+    /// </summary>
+    public const string OrderFlushHeader = "SocketStarter-Order-Flush";
 }

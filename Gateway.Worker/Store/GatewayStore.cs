@@ -236,9 +236,10 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
     /// for each other in a circle. Returns how many rows it sent.
     /// </summary>
     /// <param name="publish">Sends the rows (of every key, in the order they were written), given
-    /// the hub instances that hold members of each group; returns the ids of the rows it sent and
+    /// the flush's number (<c>gateway_order_flushes</c>, taken under the locks, so higher than every
+    /// earlier flush of the same keys) and the hub instances that hold members of each group; returns the ids of the rows it sent and
     /// of any other outbox row sent meanwhile, all deleted in the commit.</param>
-    public static async Task<int> FlushOrderedAsync(NpgsqlConnection connection, IReadOnlyCollection<string> orderKeys, Func<IReadOnlyList<OutboxRow>, ILookup<string, string?>, Task<IReadOnlyCollection<long>>> publish, CancellationToken cancellationToken)
+    public static async Task<int> FlushOrderedAsync(NpgsqlConnection connection, IReadOnlyCollection<string> orderKeys, Func<long, IReadOnlyList<OutboxRow>, ILookup<string, string?>, Task<IReadOnlyCollection<long>>> publish, CancellationToken cancellationToken)
     {
         // Two round trips: the transaction, its locks, the rows and the members at once; then the delete with the commit.
         // (Plain BEGIN and COMMIT, so the COMMIT can travel with the DELETE.)
@@ -246,6 +247,7 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
         var groups = keys.Select(GatewayEventContext.GroupOf).OfType<string>().ToArray();
         var rows = new List<OutboxRow>();
         var memberInstances = new List<(string Group, string? Instance)>();
+        var flush = 0L;
         try
         {
             await using (var take = new NpgsqlBatch(connection)
@@ -270,6 +272,9 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
                         SELECT pg_advisory_xact_lock(h) AS locked
                         FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY h) AS keys
                         """) { Parameters = { Keys(keys) } });
+                // The flush's number, taken under the locks: one key's flushes are numbered in the order they
+                // hold its lock. From a sequence, so a flush rolled back leaves its number used.
+                take.BatchCommands.Add(new NpgsqlBatchCommand("SELECT nextval('gateway_order_flushes') AS flush"));
                 // A statement after the locks: it sees every row committed by the flushes and events before.
                 take.BatchCommands.Add(new NpgsqlBatchCommand(single
                     ? "SELECT id, message_type, body, target_instance, order_key FROM gateway_outbox WHERE order_key = $1 ORDER BY id"
@@ -281,8 +286,14 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
                 await using var reader = await take.ExecuteReaderAsync(cancellationToken);
                 do
                 {
-                    // Told apart by their columns: the rows' five, the members' two; the locks' one is skipped.
-                    if (reader.FieldCount == 5)
+                    // Told apart by their columns: the rows' five, the members' two, the number's one by its
+                    // name; the locks' one is skipped.
+                    if (reader.FieldCount == 1 && reader.GetName(0) == "flush")
+                    {
+                        if (await reader.ReadAsync(cancellationToken))
+                            flush = reader.GetInt64(0);
+                    }
+                    else if (reader.FieldCount == 5)
                     {
                         while (await reader.ReadAsync(cancellationToken))
                             rows.Add(new OutboxRow(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3), reader.GetString(4)));
@@ -295,7 +306,7 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
                 }
                 while (await reader.NextResultAsync(cancellationToken));
             }
-            var sent = await publish(rows, memberInstances.ToLookup(m => m.Group, m => m.Instance, StringComparer.Ordinal));
+            var sent = await publish(flush, rows, memberInstances.ToLookup(m => m.Group, m => m.Instance, StringComparer.Ordinal));
             await using var finish = new NpgsqlBatch(connection)
             {
                 BatchCommands =

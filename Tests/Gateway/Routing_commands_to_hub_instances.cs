@@ -1,3 +1,7 @@
+using System.Collections.Concurrent;
+using MassTransit;
+using SocketStarter.Messages;
+using SocketStarter.ServiceDefaults;
 using SocketStarter.Tests.Infrastructure;
 
 namespace SocketStarter.Tests.Gateway;
@@ -58,6 +62,67 @@ public sealed class Routing_commands_to_hub_instances
             Assert.That(applied["hub-c"].Command("AddToGroup"), Is.Zero, "no join reached hub-c");
             Assert.That(cy.Messages("lounge"), Is.Empty);
         });
+    }
+
+    /// <summary>
+    /// A room's messages are sent by its ordered flushes, each stamped with the room's key and the
+    /// flush's number, which rises from flush to flush: what lets a hub drop a late copy of an older
+    /// flush (Commands_from_behind_the_gateway has the hub's side). Seen by a queue of the test's own
+    /// bound beside hub-a's under the instances' exchange.
+    /// </summary>
+    [Test]
+    public async Task A_rooms_messages_carry_their_flushs_key_and_a_rising_number()
+    {
+        var seen = new ConcurrentQueue<(string Type, string? Key, long? Flush)>();
+        var spy = Bus.Factory.CreateUsingRabbitMq(cfg =>
+        {
+            cfg.Host(_system.BrokerUri);
+            cfg.ReceiveEndpoint("spy-on-hub-a", e =>
+            {
+                e.ConfigureConsumeTopology = false;
+                e.AutoDelete = true;
+                e.Durable = false;
+                e.Bind(CommandRouting.InstancesExchange, b =>
+                {
+                    b.ExchangeType = RabbitMQ.Client.ExchangeType.Direct;
+                    b.RoutingKey = "hub-a";
+                });
+                e.Handler<SendToGroup>(context =>
+                {
+                    seen.Enqueue((context.Message.Type, context.Headers.Get<string>(CommandRouting.OrderKeyHeader), context.Headers.Get<long>(CommandRouting.OrderFlushHeader)));
+                    return Task.CompletedTask;
+                });
+            });
+        });
+        await spy.StartAsync();
+        try
+        {
+            await _system.StartWorkerAsync();
+            var ada = await _system.ConnectAsAsync(_hubs["hub-a"], "Ada", "lounge");
+            const int Count = 10;
+            for (var i = 1; i <= Count; i++)
+            {
+                await ada.SendAsync("say", new { room = "lounge", text = $"message {i}" });
+                await Wait.UntilAsync(() => ada.Messages("lounge").Count == i, $"Ada has message {i}");
+            }
+            await Wait.UntilAsync(() => seen.Count(s => s.Type == "message") == Count, "the spy saw every message");
+
+            var messages = seen.Where(s => s.Type == "message").ToList();
+            Assert.Multiple(() =>
+            {
+                Assert.That(messages.Select(m => m.Key), Is.All.EqualTo("group:room:lounge"));
+                Assert.That(messages.Select(m => m.Flush), Is.All.Not.Null);
+                // One message at a time, each committed before the next was said: each in a flush of its own.
+                Assert.That(messages.Select(m => m.Flush), Is.Ordered.Ascending.And.Unique);
+                Assert.That(seen.Where(s => s.Type != "message").Select(s => s.Key), Is.All.EqualTo("group:room:lounge"), "the room's other events too");
+            });
+            var applied = await AfterEverythingAsync(ada);
+            Assert.That(applied["hub-a"].Fenced, Is.Zero, "no command dropped in normal running");
+        }
+        finally
+        {
+            await spy.StopAsync();
+        }
     }
 
     [Test]
@@ -179,5 +244,7 @@ public sealed class Routing_commands_to_hub_instances
     private sealed record Applied(string Series)
     {
         public double Command(string name) => Prometheus.Sample(Series, "gateway_commands_applied_total", $"command=\"{name}\"");
+
+        public double Fenced => Prometheus.Sample(Series, "gateway_commands_fenced_total", "");
     }
 }
