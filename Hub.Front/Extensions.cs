@@ -42,6 +42,7 @@ public static class Extensions
         builder.Services.AddSingleton<UpstreamGateway>();
         builder.Services.AddSingleton<ConnectionCloser>();
         builder.Services.AddSingleton<ClientSends>();
+        builder.Services.AddSingleton<OrderFence>();
         builder.Services.AddHostedService<HeartbeatService>();
 
         builder.Services.AddSignalR();

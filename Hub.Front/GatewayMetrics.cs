@@ -12,6 +12,7 @@ public sealed class GatewayMetrics
     private readonly Counter<long> _accepted;
     private readonly Counter<long> _rejected;
     private readonly Counter<long> _commands;
+    private readonly Counter<long> _fenced;
     private readonly Histogram<double> _publishDuration;
     private readonly Histogram<double> _commandDelay;
     private readonly Counter<long> _closedByLimits;
@@ -28,6 +29,7 @@ public sealed class GatewayMetrics
         _accepted = meter.CreateCounter<long>("gateway.events.accepted", description: "Client events confirmed by the broker.");
         _rejected = meter.CreateCounter<long>("gateway.events.rejected", description: "Client events refused, by reason.");
         _commands = meter.CreateCounter<long>("gateway.commands.applied", description: "Downstream commands applied, by command.");
+        _fenced = meter.CreateCounter<long>("gateway.commands.fenced", description: "Downstream commands dropped as late copies of an older flush of their group, by command.");
         // Fine enough for one hop (a fraction of a millisecond to seconds).
         var hop = new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 25, 50, 75, 100, 250, 500, 1000, 2500, 5000, 10000] };
         _publishDuration = meter.CreateHistogram("gateway.publish.duration", unit: "ms", description: "Time from accepting an event to the broker's confirm.", advice: hop);
@@ -53,6 +55,7 @@ public sealed class GatewayMetrics
         if (sentTime is { } sent)
             _commandDelay.Record((DateTime.UtcNow - sent).TotalMilliseconds, _instance);
     }
+    public void CommandFenced(string command) => _fenced.Add(1, _instance, new("command", command));
     public void ClosedByLimits(string reason) => _closedByLimits.Add(1, _instance, new("reason", reason));
     public void SendPending(int delta, long bytes)
     {

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using MassTransit;
 using SocketStarter.Messages;
+using SocketStarter.ServiceDefaults;
 using SocketStarter.Tests.Infrastructure;
 
 namespace SocketStarter.Tests.Gateway;
@@ -16,12 +17,13 @@ public sealed class Commands_from_behind_the_gateway
     private ChatClient _onFirst = null!;
     private ChatClient _alsoOnFirst = null!;
     private ChatClient _onSecond = null!;
+    private Uri _first = null!;
 
     [SetUp]
     public async Task StartAsync()
     {
         _system = await TestSystem.CreateAsync();
-        var first = await _system.StartHubAsync();
+        var first = _first = await _system.StartHubAsync(new Dictionary<string, string?> { ["Gateway:InstanceId"] = "first" });
         var second = await _system.StartHubAsync();
         _onFirst = await _system.ConnectAsync(first);
         _alsoOnFirst = await _system.ConnectAsync(first);
@@ -104,6 +106,46 @@ public sealed class Commands_from_behind_the_gateway
             Assert.That(_onFirst.TimesClosed + _alsoOnFirst.TimesClosed, Is.Zero);
         });
     }
+
+    /// <summary>
+    /// What a worker's ordered flush stamps on a group's commands (its key, its number): a command
+    /// from a flush older than one the instance already applied for the key is a late copy (a send
+    /// the worker let go when the broker blocked it) and is dropped; the same flush, another key
+    /// and a command without the stamp pass.
+    /// </summary>
+    [Test]
+    public async Task A_late_copy_from_an_older_flush_of_a_group_is_dropped_and_everything_else_passes()
+    {
+        await _bus.Publish(new AddToGroup { ConnectionId = _onFirst.ConnectionId, Group = "g" });
+        await PublishFromFlushAsync(new SendToGroup { Group = "g", Type = "newer", Payload = Payload(1) }, "group:g", 20);
+        await PublishFromFlushAsync(new SendToGroup { Group = "g", Type = "late", Payload = Payload(2) }, "group:g", 10);
+        await PublishFromFlushAsync(new RemoveFromGroup { ConnectionId = _onFirst.ConnectionId, Group = "g" }, "group:g", 19);
+        await PublishFromFlushAsync(new SendToGroup { Group = "g", Type = "same-flush", Payload = Payload(3) }, "group:g", 20);
+        await PublishFromFlushAsync(new SendToGroup { Group = "g", Type = "other-key", Payload = Payload(4) }, "group:h", 5);
+        await _bus.Publish(new SendToGroup { Group = "g", Type = "unnumbered", Payload = Payload(5) });
+        await _bus.Publish(new SendToAll { Type = "done", Payload = Payload(6) });
+        await WaitForAllAsync("done");
+
+        using var http = new HttpClient();
+        var page = string.Join('\n', (await http.GetStringAsync(new Uri(_first, "/metrics"))).Split('\n').Where(l => l.Contains("hub_instance=\"first\"", StringComparison.Ordinal)));
+        Assert.Multiple(() =>
+        {
+            Assert.That(_onFirst.Events("newer"), Has.Count.EqualTo(1));
+            Assert.That(_onFirst.Events("late"), Is.Empty, "a late copy of flush 10 after flush 20");
+            Assert.That(_onFirst.Events("same-flush"), Has.Count.EqualTo(1), "still in the group: the late removal was dropped");
+            Assert.That(_onFirst.Events("other-key"), Has.Count.EqualTo(1));
+            Assert.That(_onFirst.Events("unnumbered"), Has.Count.EqualTo(1));
+            Assert.That(Prometheus.Sample(page, "gateway_commands_fenced_total", "command=\"SendToGroup\""), Is.EqualTo(1));
+            Assert.That(Prometheus.Sample(page, "gateway_commands_fenced_total", "command=\"RemoveFromGroup\""), Is.EqualTo(1));
+        });
+    }
+
+    private Task PublishFromFlushAsync<T>(T command, string orderKey, long flush) where T : class =>
+        _bus.Publish(command, context =>
+        {
+            context.Headers.Set(CommandRouting.OrderKeyHeader, orderKey);
+            context.Headers.Set(CommandRouting.OrderFlushHeader, flush);
+        });
 
     private static JsonElement Payload(int n) => JsonSerializer.SerializeToElement(new { n });
 

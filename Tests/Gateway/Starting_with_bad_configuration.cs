@@ -68,6 +68,7 @@ public sealed class Starting_with_bad_configuration
     [TestCase("Gateway:MaxPendingSends", "0")]
     [TestCase("Gateway:MaxPendingSendBytes", "1000")]
     [TestCase("Gateway:SlowClientTimeout", "00:00:00")]
+    [TestCase("Gateway:OrderFenceRetention", "00:00:10")]
     public void Stops_the_hub_at_start_naming_the_setting(string setting, string value)
     {
         var ex = Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync(() => TestSystem.BuildHub(new Dictionary<string, string?>(Valid) { [setting] = value })));
