@@ -4,9 +4,11 @@ using System.Net.Sockets;
 namespace SocketStarter.Tests.Infrastructure;
 
 /// <summary>
-/// A TCP hop between clients and a hub, to break the network for real: <see cref="Cut"/> drops
-/// every connection through it and holds new ones until <see cref="Release"/>, like a link that
-/// goes down and comes back.
+/// A TCP hop between clients and a server (a hub, the broker), to break the network for real:
+/// <see cref="Cut"/> drops every connection through it and holds new ones until <see cref="Release"/>,
+/// like a link that goes down and comes back; <see cref="Hold"/> stops what the clients send from
+/// reaching the server, connections open and the server's bytes still flowing to them, until
+/// <see cref="Resume"/> delivers it all, like a one-way stall.
 /// </summary>
 public sealed class TcpProxy : IAsyncDisposable
 {
@@ -15,6 +17,7 @@ public sealed class TcpProxy : IAsyncDisposable
     private readonly List<TcpClient> _open = [];
     private readonly CancellationTokenSource _stop = new();
     private TaskCompletionSource _link = Completed();
+    private TaskCompletionSource _outgoing = Completed();
     private readonly Task _accepting;
 
     public TcpProxy(Uri target)
@@ -46,11 +49,29 @@ public sealed class TcpProxy : IAsyncDisposable
             _link.TrySetResult();
     }
 
+    /// <summary>What the clients send from now on waits in the proxy (and their sockets) until <see cref="Resume"/>.</summary>
+    public void Hold()
+    {
+        lock (_open)
+        {
+            if (_outgoing.Task.IsCompleted)
+                _outgoing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+    }
+
+    /// <summary>Delivers what waited since <see cref="Hold"/>, in order, and carries on.</summary>
+    public void Resume()
+    {
+        lock (_open)
+            _outgoing.TrySetResult();
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync();
         _listener.Stop();
         Release();
+        Resume();
         lock (_open)
         {
             foreach (var client in _open)
@@ -89,7 +110,7 @@ public sealed class TcpProxy : IAsyncDisposable
             }
             using (client)
             {
-                var a = client.GetStream().CopyToAsync(upstream.GetStream(), _stop.Token);
+                var a = ForwardClientBytesAsync(client.GetStream(), upstream.GetStream());
                 var b = upstream.GetStream().CopyToAsync(client.GetStream(), _stop.Token);
                 await Task.WhenAny(a, b);
             }
@@ -101,6 +122,20 @@ public sealed class TcpProxy : IAsyncDisposable
         finally
         {
             client.Dispose();
+        }
+    }
+
+    private async Task ForwardClientBytesAsync(NetworkStream from, NetworkStream to)
+    {
+        var buffer = new byte[64 * 1024];
+        int read;
+        while ((read = await from.ReadAsync(buffer, _stop.Token)) > 0)
+        {
+            Task outgoing;
+            lock (_open)
+                outgoing = _outgoing.Task;
+            await outgoing.WaitAsync(_stop.Token);
+            await to.WriteAsync(buffer.AsMemory(0, read), _stop.Token);
         }
     }
 
