@@ -60,7 +60,7 @@ public sealed class GatewayOptions
     /// How long the hub remembers the newest ordered flush it applied for a group
     /// (<see cref="Consumers.OrderFence"/>): a late copy of an older flush's command that arrives
     /// within this time is dropped. Late copies come when a broker's block on publishers ends, so
-    /// this should outlast the longest block expected; each group seen in it costs about 100 bytes.
+    /// this should outlast the longest block expected; each group seen in it costs about 200 bytes.
     /// </summary>
     [Range(typeof(TimeSpan), "00:01:00", "7.00:00:00", ErrorMessage = "Gateway:OrderFenceRetention must be between 00:01:00 and 7.00:00:00.")]
     public TimeSpan OrderFenceRetention { get; set; } = TimeSpan.FromHours(1);

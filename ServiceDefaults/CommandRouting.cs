@@ -23,8 +23,9 @@ public static class CommandRouting
     public const string OrderKeyHeader = "SocketStarter-Order-Key";
 
     /// <summary>
-    /// Header of a command sent by an ordered flush: the flush's number, taken under the key's lock,
-    /// so the flushes of one key are numbered in the order they ran, on whichever worker.
+    /// Header of a command sent by an ordered flush: the flush's number (the database server's clock
+    /// in microseconds, read under the key's lock), so the flushes of one key are numbered in the
+    /// order they ran, on whichever worker.
     /// </summary>
     public const string OrderFlushHeader = "SocketStarter-Order-Flush";
 }

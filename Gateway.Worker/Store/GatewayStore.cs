@@ -236,8 +236,8 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
     /// for each other in a circle. Returns how many rows it sent.
     /// </summary>
     /// <param name="publish">Sends the rows (of every key, in the order they were written), given
-    /// the flush's number (<c>gateway_order_flushes</c>, taken under the locks, so higher than every
-    /// earlier flush of the same keys) and the hub instances that hold members of each group; returns the ids of the rows it sent and
+    /// the flush's number (the database's clock in microseconds, read under the locks, so at least
+    /// that of every earlier flush of the same keys) and the hub instances that hold members of each group; returns the ids of the rows it sent and
     /// of any other outbox row sent meanwhile, all deleted in the commit.</param>
     public static async Task<int> FlushOrderedAsync(NpgsqlConnection connection, IReadOnlyCollection<string> orderKeys, Func<long, IReadOnlyList<OutboxRow>, ILookup<string, string?>, Task<IReadOnlyCollection<long>>> publish, CancellationToken cancellationToken)
     {
@@ -272,9 +272,12 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
                         SELECT pg_advisory_xact_lock(h) AS locked
                         FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY h) AS keys
                         """) { Parameters = { Keys(keys) } });
-                // The flush's number, taken under the locks: one key's flushes are numbered in the order they
-                // hold its lock. From a sequence, so a flush rolled back leaves its number used.
-                take.BatchCommands.Add(new NpgsqlBatchCommand("SELECT nextval('gateway_order_flushes') AS flush"));
+                // The flush's number, read under the locks, so one key's flushes are numbered in the order
+                // they hold its lock: the database server's clock in microseconds. Not a sequence: a
+                // sequence can go back (its last values lost in a crash with commits not yet on disk, a
+                // restore from a backup, a failover to a replica that lagged), and a hub would then drop
+                // a key's new commands as late copies; the clock carries on through all of those.
+                take.BatchCommands.Add(new NpgsqlBatchCommand("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS flush"));
                 // A statement after the locks: it sees every row committed by the flushes and events before.
                 take.BatchCommands.Add(new NpgsqlBatchCommand(single
                     ? "SELECT id, message_type, body, target_instance, order_key FROM gateway_outbox WHERE order_key = $1 ORDER BY id"
@@ -306,6 +309,8 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
                 }
                 while (await reader.NextResultAsync(cancellationToken));
             }
+            if (flush <= 0)
+                throw new InvalidOperationException("The ordered flush read no number of its own.");
             var sent = await publish(flush, rows, memberInstances.ToLookup(m => m.Group, m => m.Instance, StringComparer.Ordinal));
             await using var finish = new NpgsqlBatch(connection)
             {

@@ -23,24 +23,26 @@ public sealed class OrderFence(IOptions<GatewayOptions> options, TimeProvider ti
     private readonly Dictionary<string, (long Flush, DateTimeOffset Seen)> _newest = new(StringComparer.Ordinal);
     private DateTimeOffset _nextSweep = DateTimeOffset.MinValue;
 
-    /// <summary>Keys remembered now.</summary>
-    public int Count
-    {
-        get
-        {
-            lock (_lock)
-                return _newest.Count;
-        }
-    }
-
-    /// <summary>False when <paramref name="context"/> is from a flush older than one already applied for its key.</summary>
+    /// <summary>
+    /// False when <paramref name="context"/> is from a flush older than one already applied for its
+    /// key. A command without both headers, or with ones that are not a key and a number (another
+    /// publisher's), is not fenced.
+    /// </summary>
     public bool Admit(ConsumeContext context)
     {
-        if (context.Headers.Get<string>(CommandRouting.OrderKeyHeader) is not { Length: > 0 } key
-            || context.Headers.Get<long>(CommandRouting.OrderFlushHeader) is not { } flush)
+        if (!context.Headers.TryGetHeader(CommandRouting.OrderKeyHeader, out var keyValue) || keyValue is not string { Length: > 0 } key
+            || !context.Headers.TryGetHeader(CommandRouting.OrderFlushHeader, out var flushValue) || Number(flushValue) is not { } flush)
             return true;
         return Admit(key, flush);
     }
+
+    private static long? Number(object? value) => value switch
+    {
+        long l => l,
+        int i => i,
+        string s when long.TryParse(s, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var parsed) => parsed,
+        _ => null,
+    };
 
     public bool Admit(string key, long flush)
     {

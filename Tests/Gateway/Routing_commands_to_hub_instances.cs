@@ -80,6 +80,8 @@ public sealed class Routing_commands_to_hub_instances
             cfg.ReceiveEndpoint("spy-on-hub-a", e =>
             {
                 e.ConfigureConsumeTopology = false;
+                // In arrival order.
+                e.ConcurrentMessageLimit = 1;
                 e.AutoDelete = true;
                 e.Durable = false;
                 e.Bind(CommandRouting.InstancesExchange, b =>
