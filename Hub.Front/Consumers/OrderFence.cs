@@ -30,17 +30,29 @@ public sealed class OrderFence(IOptions<GatewayOptions> options, TimeProvider ti
     /// </summary>
     public bool Admit(ConsumeContext context)
     {
-        if (!context.Headers.TryGetHeader(CommandRouting.OrderKeyHeader, out var keyValue) || keyValue is not string { Length: > 0 } key
+        if (!context.Headers.TryGetHeader(CommandRouting.OrderKeyHeader, out var keyValue) || Text(keyValue) is not { Length: > 0 } key
             || !context.Headers.TryGetHeader(CommandRouting.OrderFlushHeader, out var flushValue) || Number(flushValue) is not { } flush)
             return true;
         return Admit(key, flush);
     }
 
+    private static string? Text(object? value) => value switch
+    {
+        string s => s,
+        System.Text.Json.JsonElement { ValueKind: System.Text.Json.JsonValueKind.String } e => e.GetString(),
+        _ => null,
+    };
+
+    /// <summary>The flush number as the transport or the envelope gives it back (a long, usually).</summary>
     private static long? Number(object? value) => value switch
     {
         long l => l,
         int i => i,
+        decimal m when m == decimal.Truncate(m) && m is >= long.MinValue and <= long.MaxValue => (long)m,
+        double d when d == Math.Floor(d) && Math.Abs(d) < 9.2e18 => (long)d,
         string s when long.TryParse(s, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var parsed) => parsed,
+        System.Text.Json.JsonElement { ValueKind: System.Text.Json.JsonValueKind.Number } e when e.TryGetInt64(out var n) => n,
+        System.Text.Json.JsonElement { ValueKind: System.Text.Json.JsonValueKind.String } e => Number(e.GetString()),
         _ => null,
     };
 
