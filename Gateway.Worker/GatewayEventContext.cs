@@ -96,17 +96,21 @@ public sealed class GatewayEventContext
     /// <summary>
     /// Adds the connection to the group at once, before this event commits: every reply another
     /// event commits after this one is published later, so it finds the connection in the group.
-    /// (Through the outbox, a reply of a later event, flushed by another worker, could overtake
-    /// it.) Should this event roll back, the connection is in a group early, which the retry needs
-    /// anyway. A row lock is held meanwhile, so the wait for the broker is kept short: past it the
-    /// event rolls back and is retried. The connection's hub instance is recorded as holding a
-    /// member of the group in this transaction: every reply to the group committed after this
-    /// event goes to that instance.
+    /// (Through the outbox only, a reply of a later event, flushed by another worker, could overtake
+    /// it.) It is also sent again in the group's order, like <see cref="RemoveFromGroupAsync"/>:
+    /// a removal of the connection that another event committed earlier but that has not left yet
+    /// (its flush is behind, or timed out) is sent before that copy, so the group ends as the
+    /// commits say, with the connection in it. Should this event roll back, the connection is in a
+    /// group early, which the retry needs anyway. A row lock is held meanwhile, so the wait for the
+    /// broker is kept short: past it the event rolls back and is retried. The connection's hub
+    /// instance is recorded as holding a member of the group in this transaction: every reply to the
+    /// group committed after this event goes to that instance.
     /// </summary>
     public async Task AddToGroupAsync(string connectionId, string group)
     {
         // Before the first await: the chat app adds one connection to several groups at once.
         _members.Add(new GatewayStore.MemberChange(group, connectionId, Joined: true));
+        Enqueue(new AddToGroup { ConnectionId = connectionId, Group = group }, OrderKeyOf(group), targetConnection: connectionId);
         // The event's own connection's instance is known here; another connection's, only to the
         // database, which this event's transaction may be busy with: that one goes to every instance.
         var instance = connectionId == _upstream.ConnectionId ? _upstream.HubInstanceId : null;
@@ -191,9 +195,12 @@ public sealed class GatewayEventContext
 
     private Task EnqueueAsync<T>(T command, string? orderKey = null, string? targetConnection = null) where T : class
     {
-        _replies.Add(new Reply(command, typeof(T), JsonSerializer.Serialize(command, Outbox.Json), orderKey, targetConnection));
+        Enqueue(command, orderKey, targetConnection);
         return Task.CompletedTask;
     }
+
+    private void Enqueue<T>(T command, string? orderKey, string? targetConnection) where T : class =>
+        _replies.Add(new Reply(command, typeof(T), JsonSerializer.Serialize(command, Outbox.Json), orderKey, targetConnection));
 
     private CommandDefinition Define(string sql, object? parameters) =>
         new(sql, parameters, Transaction, cancellationToken: CancellationToken);

@@ -1,6 +1,8 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
+using SocketStarter.GatewayWorker;
 using SocketStarter.GatewayWorker.Shards;
+using SocketStarter.Messages;
 using SocketStarter.Tests.Infrastructure;
 
 namespace SocketStarter.Tests.Faults;
@@ -89,6 +91,127 @@ public sealed class A_reply_send_let_go_at_the_publish_timeout
             Assert.That(fenced, Is.GreaterThanOrEqualTo(1), "the late copy was dropped at the hub");
         });
         await system.StopAsync(stalled);
+    }
+
+    /// <summary>
+    /// The let-go send is a removal from a group that one connection made of another, and the removed
+    /// connection joins again while it is in the outbox: the join goes to the hub at once, before the
+    /// removal, which committed earlier, is sent again by the join's own flush. The group must end as
+    /// the commits say (the connection in it). Without the join sent again in the group's order, the
+    /// removal's copy took the connection out after its join and it heard nothing more of the group.
+    /// </summary>
+    [Test]
+    public async Task A_removal_that_committed_before_a_join_but_left_after_it_does_not_undo_the_join()
+    {
+        await using var system = await TestSystem.CreateAsync();
+        var hub = await system.StartHubAsync(new Dictionary<string, string?> { ["Gateway:InstanceId"] = "hub-late" });
+        await using var link = new TcpProxy(system.BrokerUri);
+        var stalled = await system.StartWorkerAsync<Membership>(new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:rabbitmq"] = link.Address.ToString(),
+            ["Worker:PublishTimeout"] = "00:00:01",
+            ["Worker:PeerTimeout"] = "00:01:00",
+        });
+        var other = await system.StartWorkerAsync<Membership>(new Dictionary<string, string?> { ["Worker:PeerTimeout"] = "00:01:00" });
+        await SettledAsync(system, stalled, other);
+
+        // 16 connections on 16 shards held 8 and 8: fewer than 2 on the stalled worker 17 times in 65,536.
+        const int Connected = 16;
+        var clients = new List<ChatClient>();
+        for (var i = 0; i < Connected; i++)
+            clients.Add(await system.ConnectAsync(hub));
+        link.Hold();
+        var probes = new Dictionary<ChatClient, long>();
+        foreach (var client in clients)
+            probes[client] = await client.SendAsync("whereAmI", null);
+        await using var database = await system.OpenDatabaseAsync();
+        List<ChatClient> onStalled = [], onOther = [];
+        await Wait.UntilAsync(async () =>
+        {
+            var waiting = await OutboxConnectionsAsync(database, olderThan: TimeSpan.FromSeconds(1));
+            onOther = [.. clients.Where(c => c.Events("error").Any(e => e.GetProperty("seq").GetInt64() == probes[c]))];
+            onStalled = [.. clients.Where(c => waiting.Contains(c.ConnectionId)).Except(onOther)];
+            return onStalled.Count + onOther.Count == Connected;
+        }, "every probe answered, or waiting in the stalled worker's outbox");
+        link.Resume();
+        Assert.That(onStalled, Has.Count.GreaterThanOrEqualTo(2), "two clients' events are applied by the stalled worker");
+        Assert.That(onOther, Is.Not.Empty, "some by the other worker");
+        await Wait.UntilAsync(async () => (await OutboxConnectionsAsync(database, TimeSpan.Zero)).Count == 0, "the stalled worker's replies left once the link came back");
+
+        var (member, remover, witness) = (onOther[0], onStalled[0], onStalled[1]);
+        foreach (var client in new[] { member, witness })
+        {
+            var join = await client.SendAsync("join", new { group = "g" });
+            await client.WaitForAsync("joined", j => j.GetProperty("seq").GetInt64() == join);
+        }
+
+        // The fault: the removal commits on the stalled worker, and its flush lets its send go.
+        var timedOutBefore = await MetricAsync(stalled, "worker_events_broker_unavailable_total");
+        link.Hold();
+        await remover.SendAsync("remove", new { connection = member.ConnectionId, group = "g" });
+        await Wait.UntilAsync(async () => await MetricAsync(stalled, "worker_events_broker_unavailable_total") > timedOutBefore,
+            "the stalled worker's flush timed out and let the removal go");
+        // The member joins again on the other worker: at once at the hub, then the group's flush
+        // sends the removal (committed before) and, with it, the join again.
+        var rejoin = await member.SendAsync("join", new { group = "g" });
+        await member.WaitForAsync("joined", j => j.GetProperty("seq").GetInt64() == rejoin);
+        // What the timed-out flush had written to its socket reaches the broker now (a send cancelled
+        // before that never does), older than the join's flush: dropped by the hub, as the first
+        // spec shows. The remover's reply comes after it.
+        link.Resume();
+        await remover.WaitForAsync("removed");
+
+        await member.SendAsync("say", new { group = "g", text = "after the join" });
+        await witness.WaitForAsync("said", m => m.GetProperty("text").GetString() == "after the join");
+        await Wait.UntilAsync(() => member.Events("said").Any(m => m.GetProperty("text").GetString() == "after the join"),
+            "the member, in the group as its last committed change says, hears what is said after");
+
+        // And a removal that commits after the join still takes the member out.
+        var removal = await remover.SendAsync("remove", new { connection = member.ConnectionId, group = "g" });
+        await remover.WaitForAsync("removed", r => r.GetProperty("seq").GetInt64() == removal);
+        await witness.SendAsync("say", new { group = "g", text = "after the removal" });
+        await witness.WaitForAsync("said", m => m.GetProperty("text").GetString() == "after the removal");
+        // The member's instance applies its commands in order: what it sent the member before its
+        // own next reply has been delivered by the time that reply is.
+        var last = await member.SendAsync("whereAmI", null);
+        await member.WaitForAsync("error", e => e.GetProperty("seq").GetInt64() == last);
+        Assert.That(member.Events("said").Select(m => m.GetProperty("text").GetString()), Has.No.Member("after the removal"));
+        await system.StopAsync(stalled);
+    }
+
+    /// <summary>
+    /// Groups that any connection can take another out of: <c>join {group}</c> (the sender),
+    /// <c>remove {connection, group}</c>, <c>say {group, text}</c>; anything else is answered
+    /// <c>error</c> to the sender alone.
+    /// </summary>
+    private sealed class Membership : IGatewayApplication
+    {
+        public async Task OnMessageAsync(GatewayEventContext context, ClientMessage message)
+        {
+            var p = message.Payload;
+            switch (message.Type)
+            {
+                case "join":
+                    await context.AddToGroupAsync(context.ConnectionId, p.GetProperty("group").GetString()!);
+                    await context.SendToConnectionAsync(context.ConnectionId, "joined", new { seq = message.Seq });
+                    break;
+                case "remove":
+                    await context.RemoveFromGroupAsync(p.GetProperty("connection").GetString()!, p.GetProperty("group").GetString()!);
+                    await context.SendToConnectionAsync(context.ConnectionId, "removed", new { seq = message.Seq });
+                    break;
+                case "say":
+                    await context.SendToGroupAsync(p.GetProperty("group").GetString()!, "said", new { text = p.GetProperty("text").GetString() });
+                    break;
+                default:
+                    await context.SendToConnectionAsync(context.ConnectionId, "error", new { seq = message.Seq });
+                    break;
+            }
+        }
+
+        public Task OnConnectedAsync(GatewayEventContext context, ClientConnected message) => Task.CompletedTask;
+        public Task OnDisconnectedAsync(GatewayEventContext context, ClientDisconnected message) => Task.CompletedTask;
+        public Task OnFailedAsync(GatewayEventContext context, Exception exception) =>
+            context.SendToConnectionAsync(context.ConnectionId, "error", new { seq = context.Seq });
     }
 
     /// <summary>Both workers hold a fair share of the shards, no one else.</summary>

@@ -103,6 +103,19 @@ public sealed class TestSystem : IAsyncDisposable
         return app;
     }
 
+    /// <summary>A worker running an application of the test's own on the runtime (no tables of its own).</summary>
+    public async Task<WebApplication> StartWorkerAsync<TApplication>(IDictionary<string, string?>? settings = null)
+        where TApplication : class, IGatewayApplication
+    {
+        var builder = CreateBuilder(typeof(TApplication), Settings(settings), Directory);
+        builder.AddServiceDefaults(WorkerMetrics.MeterName);
+        builder.AddGatewayWorker<TApplication>();
+        var app = builder.Build();
+        app.MapDefaultEndpoints();
+        await StartAsync(app);
+        return app;
+    }
+
     /// <summary>This system's settings for a service: broker, queue, store, then the test's own.</summary>
     public Dictionary<string, string?> Settings(IDictionary<string, string?>? overrides = null)
     {
