@@ -133,12 +133,14 @@ public sealed class GatewayEventContext
     /// application refuses: it then sends the error). The event still counts as applied; what it
     /// writes and sends after this is kept. Costs one round trip, and nothing unless called: the
     /// runtime sets its savepoint in the same round trip that takes the event's turn.
-    /// (A connection added to a group is not taken out again: see <see cref="AddToGroupAsync"/>.)
+    /// (A connection added to a group is not taken out again: its <c>AddToGroup</c> went to the hub
+    /// at once, see <see cref="AddToGroupAsync"/>; so the runtime keeps it a member, and sends the
+    /// add again in the group's order. A removal is undone like everything else.)
     /// </summary>
     public async Task RollbackAsync()
     {
         await Connection.ExecuteAsync(Define($"ROLLBACK TO SAVEPOINT {GatewayStore.EventSavepoint}", null));
-        _replies.Clear();
+        UndoSince(0, 0);
         _savepoints.Clear(); // set after the event's own, so gone with it
     }
 
@@ -153,13 +155,30 @@ public sealed class GatewayEventContext
         _savepoints[savepoint] = (_replies.Count, _members.Count);
     }
 
-    /// <summary>Undoes everything since <see cref="SaveAsync"/>, replies included; the savepoint stays.</summary>
+    /// <summary>
+    /// Undoes everything since <see cref="SaveAsync"/>, replies included, except that a connection
+    /// added to a group meanwhile stays in it (as with <see cref="RollbackAsync"/>); the savepoint stays.
+    /// </summary>
     public async Task RollbackToAsync(string savepoint)
     {
         await Transaction.RollbackAsync(savepoint, CancellationToken);
         var (replies, members) = _savepoints[savepoint];
+        UndoSince(replies, members);
+    }
+
+    /// <summary>
+    /// Takes back the replies and group changes from the given positions on, but for additions to
+    /// groups: those reached the hub already, so their membership and their copy in the group's
+    /// order stay, and the database, the hub and later flushes agree on who is in the group.
+    /// </summary>
+    private void UndoSince(int replies, int members)
+    {
+        var keptReplies = _replies.Skip(replies).Where(r => r.Type == typeof(AddToGroup)).ToList();
         _replies.RemoveRange(replies, _replies.Count - replies);
+        _replies.AddRange(keptReplies);
+        var keptMembers = _members.Skip(members).Where(m => m.Joined).ToList();
         _members.RemoveRange(members, _members.Count - members);
+        _members.AddRange(keptMembers);
     }
 
     public async Task ReleaseAsync(string savepoint)

@@ -1,8 +1,6 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
-using SocketStarter.GatewayWorker;
 using SocketStarter.GatewayWorker.Shards;
-using SocketStarter.Messages;
 using SocketStarter.Tests.Infrastructure;
 
 namespace SocketStarter.Tests.Faults;
@@ -106,13 +104,13 @@ public sealed class A_reply_send_let_go_at_the_publish_timeout
         await using var system = await TestSystem.CreateAsync();
         var hub = await system.StartHubAsync(new Dictionary<string, string?> { ["Gateway:InstanceId"] = "hub-late" });
         await using var link = new TcpProxy(system.BrokerUri);
-        var stalled = await system.StartWorkerAsync<Membership>(new Dictionary<string, string?>
+        var stalled = await system.StartWorkerAsync<MembershipApp>(new Dictionary<string, string?>
         {
             ["ConnectionStrings:rabbitmq"] = link.Address.ToString(),
             ["Worker:PublishTimeout"] = "00:00:01",
             ["Worker:PeerTimeout"] = "00:01:00",
         });
-        var other = await system.StartWorkerAsync<Membership>(new Dictionary<string, string?> { ["Worker:PeerTimeout"] = "00:01:00" });
+        var other = await system.StartWorkerAsync<MembershipApp>(new Dictionary<string, string?> { ["Worker:PeerTimeout"] = "00:01:00" });
         await SettledAsync(system, stalled, other);
 
         // 16 connections on 16 shards held 8 and 8: fewer than 2 on the stalled worker 17 times in 65,536.
@@ -177,41 +175,6 @@ public sealed class A_reply_send_let_go_at_the_publish_timeout
         await member.WaitForAsync("error", e => e.GetProperty("seq").GetInt64() == last);
         Assert.That(member.Events("said").Select(m => m.GetProperty("text").GetString()), Has.No.Member("after the removal"));
         await system.StopAsync(stalled);
-    }
-
-    /// <summary>
-    /// Groups that any connection can take another out of: <c>join {group}</c> (the sender),
-    /// <c>remove {connection, group}</c>, <c>say {group, text}</c>; anything else is answered
-    /// <c>error</c> to the sender alone.
-    /// </summary>
-    private sealed class Membership : IGatewayApplication
-    {
-        public async Task OnMessageAsync(GatewayEventContext context, ClientMessage message)
-        {
-            var p = message.Payload;
-            switch (message.Type)
-            {
-                case "join":
-                    await context.AddToGroupAsync(context.ConnectionId, p.GetProperty("group").GetString()!);
-                    await context.SendToConnectionAsync(context.ConnectionId, "joined", new { seq = message.Seq });
-                    break;
-                case "remove":
-                    await context.RemoveFromGroupAsync(p.GetProperty("connection").GetString()!, p.GetProperty("group").GetString()!);
-                    await context.SendToConnectionAsync(context.ConnectionId, "removed", new { seq = message.Seq });
-                    break;
-                case "say":
-                    await context.SendToGroupAsync(p.GetProperty("group").GetString()!, "said", new { text = p.GetProperty("text").GetString() });
-                    break;
-                default:
-                    await context.SendToConnectionAsync(context.ConnectionId, "error", new { seq = message.Seq });
-                    break;
-            }
-        }
-
-        public Task OnConnectedAsync(GatewayEventContext context, ClientConnected message) => Task.CompletedTask;
-        public Task OnDisconnectedAsync(GatewayEventContext context, ClientDisconnected message) => Task.CompletedTask;
-        public Task OnFailedAsync(GatewayEventContext context, Exception exception) =>
-            context.SendToConnectionAsync(context.ConnectionId, "error", new { seq = context.Seq });
     }
 
     /// <summary>Both workers hold a fair share of the shards, no one else.</summary>
