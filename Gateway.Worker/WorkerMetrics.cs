@@ -50,6 +50,15 @@ public sealed class WorkerMetrics
             advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [1, 2, 4, 8, 16, 32, 64] });
         _lockWaitsDeferred = meter.CreateCounter<long>("worker.batch.lock_waits_deferred",
             description: "Events taken back out of a batch after waiting Worker:BatchLockTimeout for a lock another transaction held, then applied in a transaction of their own.");
+
+        // Every series at 0 from the start: a dashboard or an alert sees "none yet" rather than no
+        // series (issue 14 asks for the waits in normal running to show 0 on /metrics).
+        foreach (var resolved in new[] { "in_process", "requeued", "given_up" })
+            _outOfTurn.Add(0, new KeyValuePair<string, object?>("resolved", resolved));
+        _conflicts.Add(0);
+        _databaseUnavailable.Add(0);
+        _brokerUnavailable.Add(0);
+        _lockWaitsDeferred.Add(0);
     }
 
     public void Batched(int events)

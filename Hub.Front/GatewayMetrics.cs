@@ -38,7 +38,27 @@ public sealed class GatewayMetrics
         _pushRequests = meter.CreateCounter<long>("gateway.push.requests", description: "Push API requests, by command and outcome.");
         _pendingSends = meter.CreateUpDownCounter<long>("gateway.sends.pending", description: "Downstream sends waiting for a slow client to read.");
         _pendingSendBytes = meter.CreateUpDownCounter<long>("gateway.sends.pending_bytes", description: "Payload bytes held by downstream sends waiting for a slow client to read.");
+
+        // The series whose labels are known at 0 from the start: a dashboard or an alert sees
+        // "none yet" rather than no series.
+        _accepted.Add(0, _instance);
+        _connections.Add(0, _instance);
+        _pendingSends.Add(0, _instance);
+        _pendingSendBytes.Add(0, _instance);
+        foreach (var command in Commands)
+        {
+            _commands.Add(0, _instance, new("command", command));
+            _fenced.Add(0, _instance, new("command", command));
+        }
     }
+
+    /// <summary>The downstream commands a hub applies (GatewayCommandsConsumer), by the name the metrics give them.</summary>
+    private static readonly string[] Commands =
+    [
+        nameof(SocketStarter.Messages.SendToConnections), nameof(SocketStarter.Messages.SendToGroup), nameof(SocketStarter.Messages.SendToUser),
+        nameof(SocketStarter.Messages.SendToAll), nameof(SocketStarter.Messages.AddToGroup), nameof(SocketStarter.Messages.RemoveFromGroup),
+        nameof(SocketStarter.Messages.CloseConnection),
+    ];
 
     public void ConnectionOpened() => _connections.Add(1, _instance);
     public void ConnectionClosed() => _connections.Add(-1, _instance);

@@ -55,6 +55,11 @@ public sealed class Operating_the_services
             // MassTransit's own meter, in both services.
             Assert.That(Prometheus.Sample(after, "messaging_masstransit_send_ea_total", "messaging_masstransit_message_type=\"ClientMessage\""), Is.GreaterThanOrEqualTo(Sends));
             Assert.That(Prometheus.Sample(workerMetrics, "messaging_masstransit_consume_ea_total", "messaging_masstransit_message_type=\"ClientMessage\""), Is.GreaterThanOrEqualTo(Sends));
+            // What has not happened yet shows as 0, not as a missing series.
+            foreach (var (metric, label) in new[] { ("gateway_commands_fenced_total", "command=\"SendToGroup\""), ("gateway_commands_applied_total", "command=\"CloseConnection\""), ("gateway_sends_pending", "hub_instance=\"hub-metrics\"") })
+                Assert.That(Prometheus.Has(after, metric, label) && Prometheus.Sample(after, metric, label) == 0, Is.True, $"the hub shows {metric}{{{label}}} at 0");
+            foreach (var (metric, label) in new[] { ("worker_events_out_of_turn_total", "resolved=\"given_up\""), ("worker_events_out_of_turn_total", "resolved=\"requeued\""), ("worker_events_broker_unavailable_total", ""), ("worker_events_database_unavailable_total", ""), ("worker_events_conflicts_total", "") })
+                Assert.That(Prometheus.Has(workerMetrics, metric, label) && Prometheus.Sample(workerMetrics, metric, label) == 0, Is.True, $"the worker shows {metric}{{{label}}} at 0");
         });
     }
 }
