@@ -149,6 +149,8 @@ public sealed class A_reply_send_let_go_at_the_publish_timeout
         await remover.SendAsync("remove", new { connection = member.ConnectionId, group = "g" });
         await Wait.UntilAsync(async () => await MetricAsync(stalled, "worker_events_broker_unavailable_total") > timedOutBefore,
             "the stalled worker's flush timed out and let the removal go");
+        await using (var waiting = new Npgsql.NpgsqlCommand("SELECT count(*) FROM gateway_outbox WHERE message_type = 'RemoveFromGroup'", database))
+            Assert.That(await waiting.ExecuteScalarAsync(), Is.EqualTo(1L), "the removal waits in the outbox as the member joins again");
         // The member joins again on the other worker: at once at the hub, then the group's flush
         // sends the removal (committed before) and, with it, the join again.
         var rejoin = await member.SendAsync("join", new { group = "g" });
