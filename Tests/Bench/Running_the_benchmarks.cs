@@ -100,6 +100,34 @@ public sealed class Running_the_benchmarks
     }
 
     [Test]
+    public async Task Shows_what_the_database_spent_the_window_on_with_statements()
+    {
+        // Its own private cluster: the bench starts it with pg_stat_statements loaded, which this
+        // run's server (a private cluster, a container or one given) need not have.
+        var (runs, output) = await RunAsync("rooms", ownDatabase: true, "--statements");
+
+        Assert.That(runs.Select(r => r.GetProperty("target").GetString()), Is.EquivalentTo(new[] { "gateway", "baseline" }));
+        foreach (var run in runs)
+        {
+            var statements = run.GetProperty("statements").EnumerateArray()
+                .Select(s => (Query: s.GetProperty("query").GetString()!, Calls: s.GetProperty("calls").GetInt64(), Total: s.GetProperty("totalMs").GetDouble()))
+                .ToList();
+            Assert.Multiple(() =>
+            {
+                Assert.That(run.GetProperty("missing").GetInt64(), Is.Zero, run.ToString());
+                // Both targets run the runtime: every room message in the window took its connection's
+                // turn and wrote its reply to the outbox, in the target's own database.
+                Assert.That(statements.Where(s => s.Query.Contains("UPDATE gateway_connections", StringComparison.Ordinal)).Select(s => s.Calls), Has.One.GreaterThan(0), run.ToString());
+                Assert.That(statements.Where(s => s.Query.Contains("INSERT INTO gateway_outbox", StringComparison.Ordinal)).Select(s => s.Calls), Has.One.GreaterThan(0), run.ToString());
+                // The busiest first, at most the 8 busiest.
+                Assert.That(statements, Has.Count.InRange(2, 8), run.ToString());
+                Assert.That(statements.Select(s => s.Total), Is.Ordered.Descending, run.ToString());
+            });
+        }
+        Assert.That(output, Does.Contain("database statements in the measured window"));
+    }
+
+    [Test]
     public async Task Measures_the_hub_memory_of_idle_connections()
     {
         var (runs, _) = await RunAsync("idle");
@@ -126,6 +154,7 @@ public sealed class Running_the_benchmarks
     [TestCase("--pool-size must be between 1 and 1000", "echo", "--pool-size", "0")]
     // Reached only once every scenario's settings before it were read: all has no --placement of its own.
     [TestCase("--sync must be on or off", "all", "--sync", "maybe")]
+    [TestCase("--statements is for scenarios that send messages", "idle", "--statements")]
     public async Task Refuses_bad_flags_with_a_message_naming_them(string error, params string[] flags)
     {
         var (exitCode, output) = await StartBenchAsync([.. flags, "--tiny"]);
@@ -222,7 +251,11 @@ public sealed class Running_the_benchmarks
         }
     }
 
-    private static async Task<(List<JsonElement> Runs, string Output)> RunAsync(string scenario, params string[] flags)
+    private static Task<(List<JsonElement> Runs, string Output)> RunAsync(string scenario, params string[] flags) =>
+        RunAsync(scenario, ownDatabase: false, flags);
+
+    /// <param name="ownDatabase">The bench starts a private cluster of its own instead of using this run's server.</param>
+    private static async Task<(List<JsonElement> Runs, string Output)> RunAsync(string scenario, bool ownDatabase, params string[] flags)
     {
         var json = Path.Combine(Path.GetTempPath(), $"socketstarter-bench-{Guid.NewGuid():N}.json");
         try
@@ -232,7 +265,7 @@ public sealed class Running_the_benchmarks
             // only the run's drain limit (60 s) ends the wait, and what is left counts as missing.
             var (exitCode, output) = await StartBenchAsync([scenario, .. flags, "--tiny", "--drain-timeout", "60", "--json", json,
                 "--rabbitmq", TestRun.Broker.Amqp.ToString(), "--rabbitmq-management", TestRun.Broker.Management.ToString(),
-                "--postgres", TestRun.Database.AdminConnectionString]);
+                .. ownDatabase ? Array.Empty<string>() : ["--postgres", TestRun.Database.AdminConnectionString]]);
             Assert.That(exitCode, Is.Zero, output);
 
             using var document = JsonDocument.Parse(await File.ReadAllTextAsync(json));

@@ -53,6 +53,7 @@ public static class Cli
     private static readonly Option<int?> ConcurrencyOption = new("--concurrency") { Description = "Worker:ConcurrentMessageLimit (default: the worker's own)." };
     private static readonly Option<int?> PoolSizeOption = new("--pool-size") { Description = "Most database connections per worker process and for the baseline (Maximum Pool Size; default: the services' own, 20)." };
     private static readonly Option<bool> HeapByTypeOption = new("--heap-by-type") { Description = "idle: also dump the hub's heap before and after (dotnet-gcdump) and list the live bytes per connection by type." };
+    private static readonly Option<bool> StatementsOption = new("--statements") { Description = "Also print the database's busiest statements over the measured window (pg_stat_statements: calls, mean and max time, waits included), to show where a message waits in the database. The private cluster is started with the extension loaded; a --postgres server must have it in shared_preload_libraries." };
     private static readonly Option<bool> TinyOption = new("--tiny") { Description = "Smallest sizes, to check the tool works (the smoke test)." };
     private static readonly Option<string?> RabbitOption = new("--rabbitmq") { Description = "Use this broker (amqp://user:pass@host:port/) instead of starting a private node." };
     private static readonly Option<string?> ManagementOption = new("--rabbitmq-management") { Description = "Its management API (http://user:pass@host:port/); default port 15672." };
@@ -69,7 +70,7 @@ public static class Cli
             {
                 ConnectionsOption, RoomSizeOption, RateOption, WindowOption, ClosedLoopOption, RepeatOption, DurationOption, WarmupOption, DrainOption, DrainLimitOption, WorkersOption,
                 HubsOption, PlacementOption, TargetOption, SyncOption, PrefetchOption, ConcurrencyOption, PoolSizeOption, TinyOption, RabbitOption, ManagementOption, PostgresOption, JsonOption, MarkdownOption,
-                HeapByTypeOption,
+                HeapByTypeOption, StatementsOption,
             };
             command.SetAction((parse, token) => RunAsync([name], parse, token));
             root.Subcommands.Add(command);
@@ -78,6 +79,7 @@ public static class Cli
         var all = new Command("all", "Every scenario, one after the other, on one broker.")
         {
             WarmupOption, ClosedLoopOption, DrainOption, DrainLimitOption, TargetOption, SyncOption, PrefetchOption, ConcurrencyOption, PoolSizeOption, TinyOption, RabbitOption, ManagementOption, PostgresOption, JsonOption, MarkdownOption,
+            StatementsOption,
         };
         all.SetAction((parse, token) => RunAsync([.. Scenarios.Keys], parse, token));
         root.Subcommands.Add(all);
@@ -109,7 +111,7 @@ public static class Cli
         {
             Console.WriteLine(Repository.Describe());
             await using var broker = await Broker.StartAsync(rabbit, management, runDirectory);
-            await using var database = await Database.StartAsync(postgres, runDirectory);
+            await using var database = await Database.StartAsync(postgres, runDirectory, statements: settings.Any(s => s.Statements));
             var runner = new ScenarioRunner(broker, database, runDirectory);
             foreach (var s in settings)
                 results.Add(await runner.RunAsync(s, cancellationToken));
@@ -195,6 +197,8 @@ public static class Cli
             throw new BenchException("--heap-by-type is for the idle scenario.");
         if (single && scenario == "idle" && parse.GetValue(HeapByTypeOption) && Systems.HeapDump.FindTool() is null)
             throw new BenchException("--heap-by-type needs dotnet-gcdump: dotnet tool install -g dotnet-gcdump");
+        if (single && scenario == "idle" && parse.GetValue(StatementsOption))
+            throw new BenchException("--statements is for scenarios that send messages; idle sends none.");
         if (parse.GetValue(PrefetchOption) is < 1 || parse.GetValue(ConcurrencyOption) is < 1)
             throw new BenchException("--prefetch and --concurrency must be at least 1.");
         if (parse.GetValue(PoolSizeOption) is < 1 or > 1000)
@@ -208,7 +212,8 @@ public static class Cli
             hubs,
             new ServiceSettings(sync, parse.GetValue(PrefetchOption), parse.GetValue(ConcurrencyOption), parse.GetValue(PoolSizeOption)),
             HeapByType: single && scenario == "idle" && parse.GetValue(HeapByTypeOption),
-            Repeat: repeat);
+            Repeat: repeat,
+            Statements: parse.GetValue(StatementsOption) && scenario != "idle");
     }
 
     private static Uri? ParseUri(string? text, string option, string scheme)

@@ -28,6 +28,24 @@ public static class Report
             foreach (var c in cpu)
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    {c.Group,-36} {c.Processes,9} {c.Seconds,7:0.00} {c.MicrosPerAccepted,13:0.0} {c.MicrosPerDelivered,14:0.0} {c.JitSeconds,16:0.00}"));
         }
+        if (r.Statements is { } statements)
+            Console.WriteLine(StatementTable(statements));
+    }
+
+    /// <summary>The database's busiest statements in the measured window; a mean far above the others is a wait (a lock).</summary>
+    public static string StatementTable(IReadOnlyList<Load.StatementStat> statements)
+    {
+        var text = new StringBuilder()
+            .AppendLine("    database statements in the measured window (pg_stat_statements; time includes waits)")
+            .AppendLine("        calls    mean ms     max ms   total ms   statement");
+        foreach (var s in statements)
+        {
+            var query = s.Query.Length <= 90 ? s.Query : s.Query[..89] + "…";
+            text.AppendLine(CultureInfo.InvariantCulture, $"    {s.Calls,9} {s.MeanMs,10:0.000} {s.MaxMs,10:0.0} {s.TotalMs,10:0.0}   {query}");
+        }
+        if (statements.Count == 0)
+            text.AppendLine("    (none)");
+        return text.ToString().TrimEnd();
     }
 
     /// <summary>The run's latency budget: the clients' means, then each hop's mean and median.</summary>

@@ -13,7 +13,8 @@ public sealed record ScenarioSettings(
     IReadOnlyList<int> Hubs,
     ServiceSettings Services,
     bool HeapByType = false,
-    int Repeat = 1);
+    int Repeat = 1,
+    bool Statements = false);
 
 /// <summary>Runs a scenario against each target, one after the other, each on fresh processes and a fresh database.</summary>
 public sealed class ScenarioRunner(Broker broker, Database database, string runDirectory)
@@ -82,7 +83,8 @@ public sealed class ScenarioRunner(Broker broker, Database database, string runD
             markers["broker"] = brokerMarker;
         if (database.ProcessMarker is { } databaseMarker)
             markers["database"] = databaseMarker;
-        var load = new LoadRun(target, settings.Plan, label, stats, new CpuSampler(() => target.Services, markers));
+        var load = new LoadRun(target, settings.Plan, label, stats, new CpuSampler(() => target.Services, markers),
+            settings.Statements ? new StatementProbe(database.AdminConnectionString, target.DatabaseName) : null);
         Memory? before = null, after = null;
         HeapByType? heapByType = null;
         SwapResult? swap = null;
@@ -171,7 +173,8 @@ public sealed class ScenarioRunner(Broker broker, Database database, string runD
             hubs,
             load.Cpu,
             load.StolenPercent,
-            PoolSize: settings.Services.PoolSize);
+            PoolSize: settings.Services.PoolSize,
+            Statements: load.Statements);
     }
 }
 
@@ -208,7 +211,8 @@ public sealed record RunResult(
     IReadOnlyList<Load.CpuUse>? Cpu = null,
     double? StolenPercent = null,
     int Round = 1,
-    int? PoolSize = null);
+    int? PoolSize = null,
+    IReadOnlyList<Load.StatementStat>? Statements = null);
 
 /// <summary>
 /// The latency budget of a run: means over the measured sends from the clients (send to each

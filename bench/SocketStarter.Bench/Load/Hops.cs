@@ -16,6 +16,10 @@ public sealed class HopProbe(IReadOnlyList<Uri> services)
         ("worker_event_queued", "hub publish → worker takes it up"),
         ("worker_event_applied", "worker: taken up → commit"),
         ("worker_event_replied", "worker: commit → replies confirmed"),
+        // Inside that, a group's ordered flush (rooms, echo): the lock is held from the end of the first step to the end of the last.
+        ("worker_flush_locked", "  flush: group's lock waited for, rows read"),
+        ("worker_flush_published", "  flush: rows sent until confirmed"),
+        ("worker_flush_committed", "  flush: sent rows deleted, lock released"),
         ("gateway_command_delay", "worker publish → hub hands to clients"),
         // Not a hop: how many events each commit covered (the count is of commits; mean and median in events, not ms).
         ("worker_batch_events", "worker: events per commit (not ms)"),

@@ -23,7 +23,7 @@ public enum Placement
 }
 
 /// <summary>Connects the clients, signs them in, puts them in rooms, talks, then waits for every delivery.</summary>
-public sealed class LoadRun(ITarget target, LoadPlan plan, string label, Stats stats, CpuSampler? cpu = null)
+public sealed class LoadRun(ITarget target, LoadPlan plan, string label, Stats stats, CpuSampler? cpu = null, StatementProbe? statementProbe = null)
 {
     /// <summary>Sends one connection may have in flight at a fixed rate before more count as not sent.</summary>
     private const int MaxInFlightPerSender = 64;
@@ -38,6 +38,9 @@ public sealed class LoadRun(ITarget target, LoadPlan plan, string label, Stats s
 
     /// <summary>Where the measured window's time went, by the services' own histograms (empty for idle).</summary>
     public IReadOnlyList<Hop> Hops { get; private set; } = [];
+
+    /// <summary>The database's statements over the measured window (<c>--statements</c>); null when not asked for.</summary>
+    public IReadOnlyList<StatementStat>? Statements { get; private set; }
     public int ConnectFailures { get; private set; }
 
     /// <summary>CPU of each group of processes in the measured window (empty for idle, or off Linux).</summary>
@@ -104,6 +107,8 @@ public sealed class LoadRun(ITarget target, LoadPlan plan, string label, Stats s
             await Task.Delay(plan.Warmup, stop.Token);
             var hops = new HopProbe([.. target.Services.Select(s => s.BaseAddress)]);
             await hops.StartAsync();
+            if (statementProbe is not null)
+                await statementProbe.StartAsync();
             var cpuBefore = cpu?.Take();
             var machineBefore = Machine.CpuTimes();
             stats.StartMeasuring();
@@ -115,6 +120,8 @@ public sealed class LoadRun(ITarget target, LoadPlan plan, string label, Stats s
                 Cpu = CpuSampler.Between(cpuBefore, cpu.Take(), stats.AcceptedInMeasure, stats.DeliveredInMeasure);
             StolenPercent = Machine.StolenPercent(machineBefore, Machine.CpuTimes());
             Hops = await hops.StopAsync();
+            if (statementProbe is not null)
+                Statements = await statementProbe.StopAsync();
         }, stop.Token);
 
         try

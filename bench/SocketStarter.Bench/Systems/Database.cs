@@ -27,10 +27,17 @@ public sealed class Database : IAsyncDisposable
     public string? ProcessMarker { get; }
 
     /// <param name="given">A <c>postgresql://</c> URI or an Npgsql connection string; null for a private cluster.</param>
-    public static async Task<Database> StartAsync(string? given, string runDirectory)
+    /// <param name="statements">Makes <c>pg_stat_statements</c> available (<c>--statements</c>): a private
+    /// cluster is started with it loaded; a given server must have it loaded already.</param>
+    public static async Task<Database> StartAsync(string? given, string runDirectory, bool statements = false)
     {
         if (given is not null)
-            return new Database(ToConnectionString(given), () => Task.CompletedTask);
+        {
+            var server = new Database(ToConnectionString(given), () => Task.CompletedTask);
+            if (statements)
+                await server.EnableStatementsAsync();
+            return server;
+        }
 
         // A unix socket path has a 107-byte limit, and the postgres user must reach the folder:
         // the temp folder, not the checkout.
@@ -53,8 +60,11 @@ public sealed class Database : IAsyncDisposable
 
         try
         {
-            var lines = await NodeScriptAsync("start", directory);
-            return new Database(ToConnectionString(lines["POSTGRES_URI"]), StopAsync, directory);
+            var lines = await NodeScriptAsync("start", directory, preload: statements ? "pg_stat_statements" : null);
+            var cluster = new Database(ToConnectionString(lines["POSTGRES_URI"]), StopAsync, directory);
+            if (statements)
+                await cluster.EnableStatementsAsync();
+            return cluster;
         }
         catch
         {
@@ -77,6 +87,20 @@ public sealed class Database : IAsyncDisposable
             Pooling = true,
             Options = $"-c synchronous_commit={synchronousCommit}",
         }.ConnectionString;
+    }
+
+    /// <summary>Creates the <c>pg_stat_statements</c> view (once per server) and checks that the server collects it.</summary>
+    private async Task EnableStatementsAsync()
+    {
+        try
+        {
+            await ExecuteAsync("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+            await ExecuteAsync("SELECT count(*) FROM pg_stat_statements");
+        }
+        catch (PostgresException ex)
+        {
+            throw new BenchException($"--statements needs pg_stat_statements in the server's shared_preload_libraries ({ex.MessageText}).");
+        }
     }
 
     /// <summary>Drops a run's database, cutting whoever is still connected to it.</summary>
@@ -119,12 +143,15 @@ public sealed class Database : IAsyncDisposable
         return builder.ConnectionString;
     }
 
-    private static async Task<Dictionary<string, string>> NodeScriptAsync(string command, string directory)
+    private static async Task<Dictionary<string, string>> NodeScriptAsync(string command, string directory, string? preload = null)
     {
         var script = Path.Combine(Repository.Root, "scripts", "postgres-node");
         var start = new ProcessStartInfo("bash", [script, command, directory]) { RedirectStandardOutput = true, RedirectStandardError = true };
         // Benchmarks measure the durable server: never the test runs' fsync-off mode.
         start.Environment.Remove("POSTGRES_NODE_FAST");
+        start.Environment.Remove("POSTGRES_NODE_PRELOAD");
+        if (preload is not null)
+            start.Environment["POSTGRES_NODE_PRELOAD"] = preload;
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

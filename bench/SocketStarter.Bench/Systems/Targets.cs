@@ -13,6 +13,9 @@ public interface ITarget : IAsyncDisposable
     IReadOnlyList<Uri> HubUrls { get; }
     int WorkerCount { get; }
 
+    /// <summary>The target's own database on the run's server.</summary>
+    string DatabaseName { get; }
+
     /// <summary>Every process of the target, for their <c>/metrics</c> (the hop table).</summary>
     IEnumerable<Service> Services { get; }
 
@@ -60,6 +63,7 @@ public sealed class GatewayTarget : ITarget
     public Service Hub => _hubs[0];
     public IReadOnlyList<Uri> HubUrls => [.. _hubs.Select(h => new Uri(h.BaseAddress, "hub"))];
     public int WorkerCount => _workers.Count;
+    public string DatabaseName => _vhost;
     public IEnumerable<Service> Services => [.. _hubs, .. _workers];
 
     public static async Task<GatewayTarget> StartAsync(Broker broker, Database database, int workers, ServiceSettings settings, string runDirectory, CancellationToken cancellationToken, int hubs = 1)
@@ -156,6 +160,7 @@ public sealed class BaselineTarget : ITarget
     public IReadOnlyList<Uri> HubUrls => [HubUrl];
     public Service Hub { get; private set; } = null!;
     public int WorkerCount => 0;
+    public string DatabaseName => _databaseName;
     public IEnumerable<Service> Services => [Hub];
 
     public static async Task<BaselineTarget> StartAsync(Database database, ServiceSettings settings, string runDirectory, CancellationToken cancellationToken)
