@@ -15,7 +15,7 @@ namespace SocketStarter.GatewayWorker;
 /// the connection's hub instance only, and one to a group to the instances that hold its members
 /// (<see cref="HubRouting"/>); the rest, and any whose instances are not known, to every instance.
 /// </summary>
-public sealed partial class Outbox(GatewayStore store, TimeProvider time, IOptions<WorkerOptions> options, ILogger<Outbox> logger)
+public sealed partial class Outbox(GatewayStore store, TimeProvider time, IOptions<WorkerOptions> options, WorkerMetrics metrics, ILogger<Outbox> logger)
 {
     private readonly TimeSpan _publishTimeout = options.Value.PublishTimeout;
 
@@ -37,12 +37,12 @@ public sealed partial class Outbox(GatewayStore store, TimeProvider time, IOptio
     /// ordered flush of all their groups, which also sends what other events committed for the
     /// groups before them (a group's reply leaves once every earlier one of the group has). All of it
     /// within <c>Worker:PublishTimeout</c>, else <see cref="BrokerUnavailableException"/> (rolled back:
-    /// the groups' locks are released and what was not deleted is sent again).
+    /// the groups' locks are let go and what was not deleted is sent again).
     /// </summary>
     internal Task SendCommittedAsync(Npgsql.NpgsqlConnection connection, IReadOnlyList<(IReadOnlyList<Outgoing> Replies, IPublishEndpoint Publisher)> events, CancellationToken cancellationToken) =>
         BrokerUnavailableException.WithinAsync(_publishTimeout, bounded => SendCommittedNowAsync(connection, events, bounded), cancellationToken);
 
-    private static async Task SendCommittedNowAsync(Npgsql.NpgsqlConnection connection, IReadOnlyList<(IReadOnlyList<Outgoing> Replies, IPublishEndpoint Publisher)> events, CancellationToken cancellationToken)
+    private async Task SendCommittedNowAsync(Npgsql.NpgsqlConnection connection, IReadOnlyList<(IReadOnlyList<Outgoing> Replies, IPublishEndpoint Publisher)> events, CancellationToken cancellationToken)
     {
         var keys = events.SelectMany(e => e.Replies).Select(r => r.OrderKey).OfType<string>().ToHashSet(StringComparer.Ordinal);
         if (keys.Count == 0)
@@ -50,8 +50,20 @@ public sealed partial class Outbox(GatewayStore store, TimeProvider time, IOptio
             await GatewayStore.DeleteOutboxAsync(connection, [.. await SendInOrderAsync(events, 0, [], Lookup.Empty, cancellationToken)], cancellationToken);
             return;
         }
-        await GatewayStore.FlushOrderedAsync(connection, keys,
-            (flush, rows, members) => SendInOrderAsync(events, flush, rows, members, cancellationToken), cancellationToken);
+        var own = events.SelectMany(e => e.Replies).Where(r => r.OrderKey is not null).Select(r => r.Id).ToList();
+        var started = time.GetTimestamp();
+        long read = 0, sent = 0;
+        await GatewayStore.FlushOrderedAsync(connection, keys, own, async (flush, rows, members) =>
+        {
+            read = time.GetTimestamp();
+            var ids = await SendInOrderAsync(events, flush, rows, members, cancellationToken);
+            sent = time.GetTimestamp();
+            return ids;
+        }, cancellationToken);
+        if (read == 0)
+            metrics.FlushedNothing(time.GetElapsedTime(started));
+        else
+            metrics.Flushed(time.GetElapsedTime(started, read), time.GetElapsedTime(read, sent), time.GetElapsedTime(sent));
     }
 
     internal static IReadOnlyList<Outgoing> FromReplies(IReadOnlyList<GatewayEventContext.Reply> replies, long[] ids) =>

@@ -18,6 +18,10 @@ public sealed class WorkerMetrics
     private readonly Histogram<double> _applied;
     private readonly Histogram<double> _replied;
     private readonly Histogram<int> _batch;
+    private readonly Histogram<double> _flushLocked;
+    private readonly Histogram<double> _flushPublished;
+    private readonly Histogram<double> _flushCommitted;
+    private readonly Counter<long> _flushes;
     private readonly Counter<long> _lockWaitsDeferred;
     private readonly Counter<long> _conflicts;
 
@@ -45,6 +49,16 @@ public sealed class WorkerMetrics
             description: "From taking an event up to the commit of its effect, progress and replies (waits for the connection's earlier events included).", advice: HopBuckets);
         _replied = meter.CreateHistogram("worker.event.replied", unit: "ms",
             description: "From an event's commit until its replies are published and confirmed by the broker (ordered group flush included).", advice: HopBuckets);
+        // The three steps of a group's ordered flush, the part of worker.event.replied that takes the
+        // group's lock: a flush holds it from the end of the first until the end of the last.
+        _flushLocked = meter.CreateHistogram("worker.flush.locked", unit: "ms",
+            description: "An ordered flush's first round trip: waiting for its groups' locks (held by other flushes of the groups, on any worker, while they publish), then reading their rows.", advice: HopBuckets);
+        _flushPublished = meter.CreateHistogram("worker.flush.published", unit: "ms",
+            description: "An ordered flush's publish, from its rows read to the broker's confirm of the last command, the groups' locks held.", advice: HopBuckets);
+        _flushCommitted = meter.CreateHistogram("worker.flush.committed", unit: "ms",
+            description: "An ordered flush's last round trip: deleting the rows it sent and committing, which releases the groups' locks.", advice: HopBuckets);
+        _flushes = meter.CreateCounter<long>("worker.flushes",
+            description: "Ordered flushes of groups, by outcome: sent (it held the groups' locks and published), or already_sent (its own rows were gone when it got the locks: an earlier flush had sent them, so it let the locks go at once).");
         _batch = meter.CreateHistogram("worker.batch.events", unit: "{event}",
             description: "Events committed together (Worker:BatchSize at most): how much the group commit shares.",
             advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [1, 2, 4, 8, 16, 32, 64] });
@@ -59,6 +73,8 @@ public sealed class WorkerMetrics
         _databaseUnavailable.Add(0);
         _brokerUnavailable.Add(0);
         _lockWaitsDeferred.Add(0);
+        foreach (var outcome in new[] { "sent", "already_sent" })
+            _flushes.Add(0, new KeyValuePair<string, object?>("outcome", outcome));
     }
 
     public void Batched(int events)
@@ -72,6 +88,22 @@ public sealed class WorkerMetrics
     public void Queued(TimeSpan time) => _queued.Record(time.TotalMilliseconds);
     public void Applied(TimeSpan time) => _applied.Record(time.TotalMilliseconds);
     public void Replied(TimeSpan time) => _replied.Record(time.TotalMilliseconds);
+
+    /// <summary>An ordered flush's three steps: its locks and rows, its publish, its delete and commit.</summary>
+    public void Flushed(TimeSpan locked, TimeSpan published, TimeSpan committed)
+    {
+        _flushLocked.Record(locked.TotalMilliseconds);
+        _flushPublished.Record(published.TotalMilliseconds);
+        _flushCommitted.Record(committed.TotalMilliseconds);
+        _flushes.Add(1, new KeyValuePair<string, object?>("outcome", "sent"));
+    }
+
+    /// <summary>An ordered flush that found its rows sent by an earlier one: its one round trip.</summary>
+    public void FlushedNothing(TimeSpan locked)
+    {
+        _flushLocked.Record(locked.TotalMilliseconds);
+        _flushes.Add(1, new KeyValuePair<string, object?>("outcome", "already_sent"));
+    }
 
     /// <summary>Overtook its predecessor inside this worker (both delivered to it, dispatched concurrently) and waited for it in process.</summary>
     public void OvertookInProcess() => _outOfTurn.Add(1, new KeyValuePair<string, object?>("resolved", "in_process"));

@@ -233,32 +233,40 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
     /// turns, and each finds all that committed before it. So a group's replies leave in the
     /// order their events committed (for a chat room: in seq order). The locks are taken in one
     /// order (by their hash) whatever the order of the keys, so flushes of several keys never wait
-    /// for each other in a circle. Returns how many rows it sent.
+    /// for each other in a circle.
+    /// <para>
+    /// A flush whose own rows (<paramref name="own"/>) are gone once it holds the locks lets them
+    /// go in the same round trip and sends nothing: the flush before it sent them (a group's rows
+    /// are deleted only by the flush that sent them), and every row still there has a flush of its
+    /// own still to come (its event's, or the redelivery's, or the sweep's). Such a flush holds the
+    /// locks only while the server runs its statements, not across a round trip to this process.
+    /// Under load, when several events of a group commit while one flush publishes, the next flush
+    /// sends all their rows and the others find theirs gone: they no longer each take the group's
+    /// lock through two round trips, which is what made the group's flushes queue. The locks are
+    /// the session's (not the transaction's) so that they can be let go early; every way out lets
+    /// them go (the last round trip, or <see cref="ReleaseQuietlyAsync"/>), and a session that dies
+    /// takes them with it.
+    /// </para>
+    /// Returns how many rows it sent.
     /// </summary>
+    /// <param name="own">The caller's rows of these keys: when none of them is left, the flush sends nothing.</param>
     /// <param name="publish">Sends the rows (of every key, in the order they were written), given
     /// the flush's number (the database's clock in microseconds, read under the locks, so at least
     /// that of every earlier flush of the same keys) and the hub instances that hold members of each group; returns the ids of the rows it sent and
     /// of any other outbox row sent meanwhile, all deleted in the commit.</param>
-    public static async Task<int> FlushOrderedAsync(NpgsqlConnection connection, IReadOnlyCollection<string> orderKeys, Func<long, IReadOnlyList<OutboxRow>, ILookup<string, string?>, Task<IReadOnlyCollection<long>>> publish, CancellationToken cancellationToken)
+    public static async Task<int> FlushOrderedAsync(NpgsqlConnection connection, IReadOnlyCollection<string> orderKeys, IReadOnlyCollection<long> own, Func<long, IReadOnlyList<OutboxRow>, ILookup<string, string?>, Task<IReadOnlyCollection<long>>> publish, CancellationToken cancellationToken)
     {
-        // Two round trips: the transaction, its locks, the rows and the members at once; then the delete with the commit.
-        // (Plain BEGIN and COMMIT, so the COMMIT can travel with the DELETE.)
+        // Two round trips: the locks, the rows and the members at once (outside a transaction: each
+        // statement sees what committed before it); then the delete, its commit and the release.
         var keys = orderKeys.Distinct(StringComparer.Ordinal).ToArray();
         var groups = keys.Select(GatewayEventContext.GroupOf).OfType<string>().ToArray();
         var rows = new List<OutboxRow>();
         var memberInstances = new List<(string Group, string? Instance)>();
         var flush = 0L;
+        var released = false;
         try
         {
-            await using (var take = new NpgsqlBatch(connection)
-            {
-                BatchCommands =
-                {
-                    new NpgsqlBatchCommand("BEGIN"),
-                    // Losing this delete to a crash only sends the replies again.
-                    new NpgsqlBatchCommand("SET LOCAL synchronous_commit TO OFF"),
-                },
-            })
+            await using (var take = new NpgsqlBatch(connection))
             {
                 // One key (the usual case: an event writes to one group) by plain equality, the
                 // statements the flush always had; several through arrays.
@@ -267,9 +275,9 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
                     ? new() { Value = values.Length > 0 ? values[0] : DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text }
                     : new() { Value = values, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text };
                 take.BatchCommands.Add(new NpgsqlBatchCommand(single
-                    ? "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+                    ? "SELECT pg_advisory_lock(hashtextextended($1, 0))"
                     : """
-                        SELECT pg_advisory_xact_lock(h) AS locked
+                        SELECT pg_advisory_lock(h) AS locked
                         FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY h) AS keys
                         """) { Parameters = { Keys(keys) } });
                 // The flush's number, read under the locks, so one key's flushes are numbered in the order
@@ -286,15 +294,25 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
                 take.BatchCommands.Add(new NpgsqlBatchCommand(single
                     ? "SELECT DISTINCT group_name, hub_instance_id AS member_instance FROM gateway_group_members WHERE group_name = $1"
                     : "SELECT DISTINCT group_name, hub_instance_id AS member_instance FROM gateway_group_members WHERE group_name = ANY($1)") { Parameters = { Keys(groups) } });
+                // Its own rows already sent: the locks go at once (a CASE runs only the branch it takes).
+                take.BatchCommands.Add(new NpgsqlBatchCommand("""
+                    SELECT CASE WHEN EXISTS (SELECT 1 FROM gateway_outbox WHERE id = ANY($1)) THEN false
+                                ELSE (SELECT count(*) FROM (SELECT pg_advisory_unlock_all()) AS unlocked) >= 0 END AS released
+                    """) { Parameters = { new() { Value = own.ToArray(), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Bigint } } });
                 await using var reader = await take.ExecuteReaderAsync(cancellationToken);
                 do
                 {
-                    // Told apart by their columns: the rows' five, the members' two, the number's one by its
-                    // name; the locks' one is skipped.
+                    // Told apart by their columns: the rows' five, the members' two, the number's and the
+                    // release's one by its name; the locks' one is skipped.
                     if (reader.FieldCount == 1 && reader.GetName(0) == "flush")
                     {
                         if (await reader.ReadAsync(cancellationToken))
                             flush = reader.GetInt64(0);
+                    }
+                    else if (reader.FieldCount == 1 && reader.GetName(0) == "released")
+                    {
+                        if (await reader.ReadAsync(cancellationToken))
+                            released = reader.GetBoolean(0);
                     }
                     else if (reader.FieldCount == 5)
                     {
@@ -309,6 +327,8 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
                 }
                 while (await reader.NextResultAsync(cancellationToken));
             }
+            if (released)
+                return 0;
             if (flush <= 0)
                 throw new InvalidOperationException("The ordered flush read no number of its own.");
             var sent = await publish(flush, rows, memberInstances.ToLookup(m => m.Group, m => m.Instance, StringComparer.Ordinal));
@@ -316,18 +336,44 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
             {
                 BatchCommands =
                 {
+                    new NpgsqlBatchCommand("BEGIN"),
+                    // Losing this delete to a crash only sends the replies again.
+                    new NpgsqlBatchCommand("SET LOCAL synchronous_commit TO OFF"),
                     new NpgsqlBatchCommand("DELETE FROM gateway_outbox WHERE id = ANY($1)") { Parameters = { new() { Value = sent.ToArray() } } },
                     new NpgsqlBatchCommand("COMMIT"),
+                    // After the commit: the next flush of the keys finds the rows gone.
+                    new NpgsqlBatchCommand("SELECT pg_advisory_unlock_all()"),
                 },
             };
             await finish.ExecuteNonQueryAsync(cancellationToken);
         }
         catch
         {
-            await RollbackQuietlyAsync(connection);
+            await ReleaseQuietlyAsync(connection);
             throw;
         }
         return rows.Count;
+    }
+
+    /// <summary>
+    /// After a flush failed: ends its transaction, if one is open, and lets its locks go, so that
+    /// the connection goes back to the pool holding nothing (on a broken connection the server ends
+    /// the session, and the locks go with it).
+    /// </summary>
+    private static async Task ReleaseQuietlyAsync(NpgsqlConnection connection)
+    {
+        try
+        {
+            await using var release = new NpgsqlBatch(connection)
+            {
+                BatchCommands = { new NpgsqlBatchCommand("ROLLBACK"), new NpgsqlBatchCommand("SELECT pg_advisory_unlock_all()") },
+            };
+            await release.ExecuteNonQueryAsync(CancellationToken.None);
+        }
+        catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException)
+        {
+            // A broken connection is dropped by the pool anyway, and its session's locks with it.
+        }
     }
 
     /// <summary>
