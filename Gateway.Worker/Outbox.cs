@@ -53,17 +53,22 @@ public sealed partial class Outbox(GatewayStore store, TimeProvider time, IOptio
         var own = events.SelectMany(e => e.Replies).Where(r => r.OrderKey is not null).Select(r => r.Id).ToList();
         var started = time.GetTimestamp();
         long read = 0, sent = 0;
-        await GatewayStore.FlushOrderedAsync(connection, keys, own, async (flush, rows, members) =>
+        var flushed = await GatewayStore.FlushOrderedAsync(connection, keys, own, async (flush, rows, members) =>
         {
             read = time.GetTimestamp();
             var ids = await SendInOrderAsync(events, flush, rows, members, cancellationToken);
             sent = time.GetTimestamp();
             return ids;
         }, cancellationToken);
-        if (read == 0)
-            metrics.FlushedNothing(time.GetElapsedTime(started));
-        else
+        if (flushed)
+        {
             metrics.Flushed(time.GetElapsedTime(started, read), time.GetElapsedTime(read, sent), time.GetElapsedTime(sent));
+            return;
+        }
+        // An earlier flush sent the groups' rows; the events' own replies without a key (a join's
+        // snapshot to its connection) are this flush's to send, as when no group is involved.
+        metrics.FlushedNothing(time.GetElapsedTime(started));
+        await GatewayStore.DeleteOutboxAsync(connection, [.. await SendInOrderAsync(events, 0, [], Lookup.Empty, cancellationToken)], cancellationToken);
     }
 
     internal static IReadOnlyList<Outgoing> FromReplies(IReadOnlyList<GatewayEventContext.Reply> replies, long[] ids) =>

@@ -247,14 +247,15 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
     /// them go (the last round trip, or <see cref="ReleaseQuietlyAsync"/>), and a session that dies
     /// takes them with it.
     /// </para>
-    /// Returns how many rows it sent.
+    /// Returns false when it found its own rows sent and sent nothing (the caller still sends its
+    /// replies without a key, which no other flush sends); true when it sent the keys' rows.
     /// </summary>
     /// <param name="own">The caller's rows of these keys: when none of them is left, the flush sends nothing.</param>
     /// <param name="publish">Sends the rows (of every key, in the order they were written), given
     /// the flush's number (the database's clock in microseconds, read under the locks, so at least
     /// that of every earlier flush of the same keys) and the hub instances that hold members of each group; returns the ids of the rows it sent and
     /// of any other outbox row sent meanwhile, all deleted in the commit.</param>
-    public static async Task<int> FlushOrderedAsync(NpgsqlConnection connection, IReadOnlyCollection<string> orderKeys, IReadOnlyCollection<long> own, Func<long, IReadOnlyList<OutboxRow>, ILookup<string, string?>, Task<IReadOnlyCollection<long>>> publish, CancellationToken cancellationToken)
+    public static async Task<bool> FlushOrderedAsync(NpgsqlConnection connection, IReadOnlyCollection<string> orderKeys, IReadOnlyCollection<long> own, Func<long, IReadOnlyList<OutboxRow>, ILookup<string, string?>, Task<IReadOnlyCollection<long>>> publish, CancellationToken cancellationToken)
     {
         // Two round trips: the locks, the rows and the members at once (outside a transaction: each
         // statement sees what committed before it); then the delete, its commit and the release.
@@ -328,7 +329,7 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
                 while (await reader.NextResultAsync(cancellationToken));
             }
             if (released)
-                return 0;
+                return false;
             if (flush <= 0)
                 throw new InvalidOperationException("The ordered flush read no number of its own.");
             var sent = await publish(flush, rows, memberInstances.ToLookup(m => m.Group, m => m.Instance, StringComparer.Ordinal));
@@ -352,7 +353,7 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
             await ReleaseQuietlyAsync(connection);
             throw;
         }
-        return rows.Count;
+        return true;
     }
 
     /// <summary>

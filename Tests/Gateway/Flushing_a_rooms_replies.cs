@@ -54,6 +54,45 @@ public sealed class Flushing_a_rooms_replies
         });
     }
 
+    [Test]
+    public async Task A_join_whose_room_replies_an_earlier_flush_sent_still_sends_its_own_snapshot()
+    {
+        // A join writes replies of the room (its member list's change, its place in the group) and
+        // one of its own connection (the joined snapshot). The second of two joins held behind the
+        // room's lock finds its room replies sent by the first's flush; its snapshot is still its own
+        // to send, at once, not left in the outbox for the sweep.
+        const int Joiners = 2;
+        await using var system = await TestSystem.CreateAsync();
+        var hub = await system.StartHubAsync();
+        await using var worker = await ServiceProcess.StartAsync("Chat.Worker.dll", system.Settings(), system.Directory);
+
+        var joiners = new List<ChatClient>();
+        for (var i = 0; i < Joiners; i++)
+            joiners.Add(await system.ConnectAsAsync(hub, $"Joiner{i}", $"elsewhere{i}"));
+        var before = await MetricsAsync(worker);
+
+        await using var database = await system.OpenDatabaseAsync();
+        await using (var take = new Npgsql.NpgsqlCommand("SELECT pg_advisory_lock(hashtextextended('group:room:busy', 0))", database))
+            await take.ExecuteNonQueryAsync();
+        foreach (var joiner in joiners)
+            await joiner.SendAsync("join", new { room = "busy" });
+        await using (var probe = await system.OpenDatabaseAsync())
+            await Wait.UntilAsync(async () => await probe.SessionsWaitingForALockAsync() >= Joiners, "both joins' flushes wait for the room's lock");
+        await using (var release = new Npgsql.NpgsqlCommand("SELECT pg_advisory_unlock(hashtextextended('group:room:busy', 0))", database))
+            Assert.That(await release.ExecuteScalarAsync(), Is.True);
+
+        var after = "";
+        await Wait.UntilAsync(async () => Flushes(after = await MetricsAsync(worker)) - Flushes(before) >= Joiners, "the worker counted both flushes");
+        await using var count = new Npgsql.NpgsqlCommand("SELECT count(*) FROM gateway_outbox", database);
+        var left = (long)(await count.ExecuteScalarAsync())!;
+        Assert.Multiple(() =>
+        {
+            Assert.That(Sample(after, "already_sent") - Sample(before, "already_sent"), Is.EqualTo(1), "the second join's flush found its room replies sent");
+            Assert.That(left, Is.Zero, "no reply is left in the outbox once both flushes are done");
+        });
+        await Wait.UntilAsync(() => joiners.All(j => j.Events("joined").Any(e => e.GetProperty("room").GetString() == "busy")), "both joiners got their snapshot of the room");
+    }
+
     private static double Sample(string metrics, string outcome) =>
         Prometheus.Sample(metrics, "worker_flushes_total", $"outcome=\"{outcome}\"");
 
