@@ -50,7 +50,11 @@ internal static class HubRouting
         }), cancellationToken).WaitAsync(cancellationToken);
     }
 
-    /// <summary>One send for each instance; once to every instance when one of them is not known (null).</summary>
+    /// <summary>
+    /// One send for each instance, side by side: each instance keeps its own order (the caller's
+    /// next command starts once every send of this one is confirmed), and the order between
+    /// instances does not matter. Once to every instance when one of them is not known (null).
+    /// </summary>
     public static async Task SendToEachAsync(IPublishEndpoint publisher, object command, Type type, IReadOnlyCollection<string?> hubInstanceIds, Order? order, CancellationToken cancellationToken)
     {
         if (hubInstanceIds.Contains(null))
@@ -58,8 +62,12 @@ internal static class HubRouting
             await PublishAsync(publisher, command, type, order, cancellationToken);
             return;
         }
-        foreach (var hubInstanceId in hubInstanceIds)
-            await SendAsync(publisher, command, type, hubInstanceId, order, cancellationToken);
+        if (hubInstanceIds.Count == 1)
+        {
+            await SendAsync(publisher, command, type, hubInstanceIds.First(), order, cancellationToken);
+            return;
+        }
+        await Task.WhenAll(hubInstanceIds.Select(hubInstanceId => SendAsync(publisher, command, type, hubInstanceId, order, cancellationToken)));
     }
 
     private static Task PublishAsync(IPublishEndpoint publisher, object command, Type type, Order? order, CancellationToken cancellationToken) =>
