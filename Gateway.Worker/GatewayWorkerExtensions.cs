@@ -120,6 +120,7 @@ public static class GatewayWorkerExtensions
             .ValidateDataAnnotations()
             .ValidateOnStart();
         builder.Services.AddSingleton<WorkerMetrics>();
+        builder.Services.AddSingleton<HubInstances>();
         builder.Services.AddSingleton<Outbox>();
         builder.Services.AddSingleton<UpstreamEventProcessor>();
         builder.Services.AddSingleton<IGatewayApplication, TApplication>();

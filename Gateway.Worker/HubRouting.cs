@@ -1,4 +1,5 @@
 using MassTransit;
+using SocketStarter.Messages;
 using SocketStarter.ServiceDefaults;
 
 namespace SocketStarter.GatewayWorker;
@@ -68,6 +69,81 @@ internal static class HubRouting
             return;
         }
         await Task.WhenAll(hubInstanceIds.Select(hubInstanceId => SendAsync(publisher, command, type, hubInstanceId, order, cancellationToken)));
+    }
+
+    /// <summary>
+    /// Sends a walk's commands in the walk's order for every instance, with one message per instance
+    /// where it can: commands for instances whose heartbeat says they take a <see cref="CommandBatch"/>
+    /// wait here, per instance, until <see cref="SendAsync()"/>, and then go as one batch each (a
+    /// command alone as itself), the instances side by side. An instance that takes no batches (an
+    /// older hub, or one this worker has not heard from yet) gets each command at once, as before.
+    /// A command for every instance (one not known) first sends what waits, so that no instance sees
+    /// the walk's commands in another order. Not thread-safe: one walk at a time.
+    /// </summary>
+    public sealed class Batcher(IPublishEndpoint publisher, HubInstances instances, WorkerMetrics metrics, CancellationToken cancellationToken)
+    {
+        /// <summary>At most this many commands in one batch; more for an instance are sent as the next.</summary>
+        public const int MaxCommands = 64;
+
+        private readonly Dictionary<string, List<(object Command, Type Type, Order? Order)>> _waiting = new(StringComparer.Ordinal);
+
+        /// <param name="hubInstanceIds">The instances to send it to; one null among them: every instance.</param>
+        public async Task AddAsync(object command, Type type, IReadOnlyCollection<string?> hubInstanceIds, Order? order)
+        {
+            if (hubInstanceIds.Count == 0)
+                return;
+            if (publisher is not ISendEndpointProvider || hubInstanceIds.Contains(null))
+            {
+                await SendAsync();
+                await SendToEachAsync(publisher, command, type, hubInstanceIds, order, cancellationToken);
+                return;
+            }
+            List<string>? alone = null;
+            foreach (var hubInstanceId in hubInstanceIds.OfType<string>())
+            {
+                // One with commands waiting keeps waiting, whatever its heartbeat said meanwhile: a
+                // command sent ahead of them would overtake them.
+                if (!_waiting.TryGetValue(hubInstanceId, out var commands) && !instances.TakesBatches(hubInstanceId))
+                {
+                    (alone ??= []).Add(hubInstanceId);
+                    continue;
+                }
+                if (commands is null)
+                    _waiting[hubInstanceId] = commands = [];
+                commands.Add((command, type, order));
+                if (commands.Count >= MaxCommands)
+                {
+                    _waiting.Remove(hubInstanceId);
+                    await SendBatchAsync(hubInstanceId, commands);
+                }
+            }
+            // An instance that takes no batches has nothing waiting here: sent now, it keeps its order.
+            if (alone is not null)
+            {
+                foreach (var _ in alone)
+                    metrics.SentToHub(1);
+                await SendToEachAsync(publisher, command, type, alone, order, cancellationToken);
+            }
+        }
+
+        /// <summary>Sends every command that waits, one message per instance, side by side.</summary>
+        public async Task SendAsync()
+        {
+            if (_waiting.Count == 0)
+                return;
+            var waiting = _waiting.ToArray();
+            _waiting.Clear();
+            await Task.WhenAll(waiting.Select(w => SendBatchAsync(w.Key, w.Value)));
+        }
+
+        private Task SendBatchAsync(string hubInstanceId, List<(object Command, Type Type, Order? Order)> commands)
+        {
+            metrics.SentToHub(commands.Count);
+            if (commands.Count == 1)
+                return HubRouting.SendAsync(publisher, commands[0].Command, commands[0].Type, hubInstanceId, commands[0].Order, cancellationToken);
+            var batch = new CommandBatch { Commands = [.. commands.Select(c => BatchedCommand.Of(c.Command, c.Order?.Key, c.Order?.Flush))] };
+            return HubRouting.SendAsync(publisher, batch, typeof(CommandBatch), hubInstanceId, null, cancellationToken);
+        }
     }
 
     private static Task PublishAsync(IPublishEndpoint publisher, object command, Type type, Order? order, CancellationToken cancellationToken) =>

@@ -15,7 +15,7 @@ namespace SocketStarter.GatewayWorker;
 /// the connection's hub instance only, and one to a group to the instances that hold its members
 /// (<see cref="HubRouting"/>); the rest, and any whose instances are not known, to every instance.
 /// </summary>
-public sealed partial class Outbox(GatewayStore store, TimeProvider time, IOptions<WorkerOptions> options, WorkerMetrics metrics, ILogger<Outbox> logger)
+public sealed partial class Outbox(GatewayStore store, HubInstances hubInstances, TimeProvider time, IOptions<WorkerOptions> options, WorkerMetrics metrics, ILogger<Outbox> logger)
 {
     private readonly TimeSpan _publishTimeout = options.Value.PublishTimeout;
 
@@ -85,9 +85,11 @@ public sealed partial class Outbox(GatewayStore store, TimeProvider time, IOptio
     /// (committed by others) goes last. A group's message goes to the instances that hold members,
     /// a removal to the member's instance; those who leave in this flush still get what was sent
     /// before they left. Each flushed row carries its key and the flush's number, so that a hub can
-    /// drop a late copy of it once a newer flush of the key has reached it. Returns the ids sent.
+    /// drop a late copy of it once a newer flush of the key has reached it. What the walk has for one
+    /// hub instance goes as one message where the instance takes batches (<see cref="HubRouting.Batcher"/>),
+    /// in the walk's order. Returns the ids sent.
     /// </summary>
-    private static async Task<IReadOnlyCollection<long>> SendInOrderAsync(
+    private async Task<IReadOnlyCollection<long>> SendInOrderAsync(
         IReadOnlyList<(IReadOnlyList<Outgoing> Replies, IPublishEndpoint Publisher)> events, long flush,
         IReadOnlyList<GatewayStore.OutboxRow> flushed, ILookup<string, string?> members, CancellationToken cancellationToken)
     {
@@ -97,8 +99,12 @@ public sealed partial class Outbox(GatewayStore store, TimeProvider time, IOptio
                 .Concat(k.Value.Where(r => r.MessageType == nameof(RemoveFromGroup)).Select(r => r.TargetInstance))
                 .Distinct(StringComparer.Ordinal)], StringComparer.Ordinal);
         var sent = new List<long>();
+        if (events.Count == 0)
+            return sent;
+        // Each instance's commands of the whole walk in one message where it takes batches.
+        var sends = new HubRouting.Batcher(events[0].Publisher, hubInstances, metrics, cancellationToken);
 
-        async Task SendRowsUpToAsync(string key, long id, IPublishEndpoint publisher)
+        async Task SendRowsUpToAsync(string key, long id)
         {
             if (!byKey.TryGetValue(key, out var queue))
                 return;
@@ -108,35 +114,31 @@ public sealed partial class Outbox(GatewayStore store, TimeProvider time, IOptio
                 var type = CommandTypes[row.MessageType];
                 var command = JsonSerializer.Deserialize(row.Body, type, Json)!;
                 var order = new HubRouting.Order(key, flush);
-                if (type == typeof(SendToGroup))
-                    await HubRouting.SendToEachAsync(publisher, command, type, instances[key], order, cancellationToken);
-                else
-                    await HubRouting.SendAsync(publisher, command, type, row.TargetInstance, order, cancellationToken);
+                await sends.AddAsync(command, type, type == typeof(SendToGroup) ? instances[key] : [row.TargetInstance], order);
                 sent.Add(row.Id);
             }
         }
 
-        foreach (var (replies, publisher) in events)
+        foreach (var (replies, _) in events)
         {
             foreach (var reply in replies)
             {
                 if (reply.OrderKey is null)
                 {
-                    await HubRouting.SendAsync(publisher, reply.Command!, reply.Type!, reply.TargetInstance, null, cancellationToken);
+                    await sends.AddAsync(reply.Command!, reply.Type!, [reply.TargetInstance], null);
                     sent.Add(reply.Id);
                 }
                 else
                 {
                     // Sent already when another flush took it first (in order, too).
-                    await SendRowsUpToAsync(reply.OrderKey, reply.Id, publisher);
+                    await SendRowsUpToAsync(reply.OrderKey, reply.Id);
                 }
             }
         }
-        if (events.Count > 0)
-        {
-            foreach (var key in byKey.Keys)
-                await SendRowsUpToAsync(key, long.MaxValue, events[0].Publisher);
-        }
+        foreach (var key in byKey.Keys)
+            await SendRowsUpToAsync(key, long.MaxValue);
+        // What waits for its instance's batch: every id above counts as sent only once this returns.
+        await sends.SendAsync();
         return sent;
     }
 

@@ -18,6 +18,7 @@ public sealed class WorkerMetrics
     private readonly Histogram<double> _applied;
     private readonly Histogram<double> _replied;
     private readonly Histogram<int> _batch;
+    private readonly Histogram<int> _hubSend;
     private readonly Histogram<double> _flushLocked;
     private readonly Histogram<double> _flushPublished;
     private readonly Histogram<double> _flushCommitted;
@@ -31,9 +32,11 @@ public sealed class WorkerMetrics
         HistogramBucketBoundaries = [0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 25, 50, 75, 100, 250, 500, 1000, 2500, 5000, 10000],
     };
 
-    public WorkerMetrics(IMeterFactory meterFactory)
+    public WorkerMetrics(IMeterFactory meterFactory, HubInstances hubInstances)
     {
         var meter = meterFactory.Create(MeterName);
+        meter.CreateObservableGauge("worker.hub_instances.taking_batches", () => hubInstances.TakingBatches, unit: "{instance}",
+            description: "Hub instances whose heartbeat this worker heard say they take command batches.");
         _outOfTurn = meter.CreateCounter<long>("worker.events.out_of_turn",
             description: "Events that arrived before their predecessor was applied, by how the wait ended: in_process (the predecessor was in this worker, right behind), requeued (went to the back of its queue: the predecessor was behind it there), given_up.");
         _conflicts = meter.CreateCounter<long>("worker.events.conflicts",
@@ -62,6 +65,9 @@ public sealed class WorkerMetrics
         _batch = meter.CreateHistogram("worker.batch.events", unit: "{event}",
             description: "Events committed together (Worker:BatchSize at most): how much the group commit shares.",
             advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [1, 2, 4, 8, 16, 32, 64] });
+        _hubSend = meter.CreateHistogram("worker.hub_send.commands", unit: "{command}",
+            description: "Commands in each send of replies to one hub instance: more than one goes as a command batch (one publish, one confirm).",
+            advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [1, 2, 3, 4, 6, 8, 16, 32, 64] });
         _lockWaitsDeferred = meter.CreateCounter<long>("worker.batch.lock_waits_deferred",
             description: "Events taken back out of a batch after waiting Worker:BatchLockTimeout for a lock another transaction held, then applied in a transaction of their own.");
 
@@ -76,6 +82,8 @@ public sealed class WorkerMetrics
         foreach (var outcome in new[] { "sent", "already_sent" })
             _flushes.Add(0, new KeyValuePair<string, object?>("outcome", outcome));
     }
+
+    public void SentToHub(int commands) => _hubSend.Record(commands);
 
     public void Batched(int events)
     {

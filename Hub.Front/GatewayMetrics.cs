@@ -13,6 +13,7 @@ public sealed class GatewayMetrics
     private readonly Counter<long> _rejected;
     private readonly Counter<long> _commands;
     private readonly Counter<long> _fenced;
+    private readonly Histogram<long> _batchSize;
     private readonly Histogram<double> _publishDuration;
     private readonly Histogram<double> _commandDelay;
     private readonly Counter<long> _closedByLimits;
@@ -29,6 +30,8 @@ public sealed class GatewayMetrics
         _accepted = meter.CreateCounter<long>("gateway.events.accepted", description: "Client events confirmed by the broker.");
         _rejected = meter.CreateCounter<long>("gateway.events.rejected", description: "Client events refused, by reason.");
         _commands = meter.CreateCounter<long>("gateway.commands.applied", description: "Downstream commands applied, by command.");
+        _batchSize = meter.CreateHistogram("gateway.command_batch.commands", unit: "{command}", description: "Commands in each command batch received from a worker.",
+            advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = [1, 2, 3, 4, 6, 8, 12, 16, 32, 64] });
         _fenced = meter.CreateCounter<long>("gateway.commands.fenced", description: "Downstream commands dropped as late copies of an older flush of their group, by command.");
         // Fine enough for one hop (a fraction of a millisecond to seconds).
         var hop = new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 25, 50, 75, 100, 250, 500, 1000, 2500, 5000, 10000] };
@@ -75,6 +78,7 @@ public sealed class GatewayMetrics
         if (sentTime is { } sent)
             _commandDelay.Record((DateTime.UtcNow - sent).TotalMilliseconds, _instance);
     }
+    public void BatchReceived(int commands) => _batchSize.Record(commands, _instance);
     public void CommandFenced(string command) => _fenced.Add(1, _instance, new("command", command));
     public void ClosedByLimits(string reason) => _closedByLimits.Add(1, _instance, new("reason", reason));
     public void SendPending(int delta, long bytes)

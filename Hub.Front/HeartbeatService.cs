@@ -33,6 +33,7 @@ public sealed partial class HeartbeatService(
                     ConnectionCount = gateway.ConnectionCount,
                     Interval = interval,
                     SentAt = time.GetUtcNow(),
+                    TakesCommandBatches = true,
                 }, timeout.Token);
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)

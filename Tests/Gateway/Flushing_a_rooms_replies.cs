@@ -93,6 +93,127 @@ public sealed class Flushing_a_rooms_replies
         await Wait.UntilAsync(() => joiners.All(j => j.Events("joined").Any(e => e.GetProperty("room").GetString() == "busy")), "both joiners got their snapshot of the room");
     }
 
+    [Test]
+    public async Task A_flush_sends_its_commands_for_one_hub_instance_as_one_batch_that_the_hub_applies_in_order()
+    {
+        // The three messages of the first test, but counted at the hub: one flush sends all three,
+        // and a hub whose heartbeat says it takes batches gets them in one message.
+        const int Talkers = 3;
+        await using var system = await TestSystem.CreateAsync();
+        await using var hubProcess = await ServiceProcess.StartAsync("Hub.Front.dll", system.Settings(new Dictionary<string, string?>
+        {
+            ["Gateway:InstanceId"] = "hub-batches",
+            ["Gateway:HeartbeatInterval"] = "00:00:01",
+        }), system.Directory);
+        await using var worker = await ServiceProcess.StartAsync("Chat.Worker.dll", system.Settings(), system.Directory);
+        using var http = new HttpClient();
+        // The worker started after the hub's first heartbeat; it batches once it heard the next.
+        await Wait.UntilAsync(async () => Prometheus.Sample(await MetricsAsync(worker), "worker_hub_instances_taking_batches", "") >= 1,
+            "the worker heard that the hub takes batches");
+
+        var talkers = new List<ChatClient>();
+        for (var i = 0; i < Talkers; i++)
+            talkers.Add(await system.ConnectAsAsync(new Uri(hubProcess.BaseAddress, "hub"), $"Talker{i}", "busy"));
+        var before = await http.GetStringAsync(new Uri(hubProcess.BaseAddress, "metrics"));
+
+        await using var database = await system.OpenDatabaseAsync();
+        await using (var take = new Npgsql.NpgsqlCommand("SELECT pg_advisory_lock(hashtextextended('group:room:busy', 0))", database))
+            await take.ExecuteNonQueryAsync();
+        for (var i = 0; i < Talkers; i++)
+            await talkers[i].SendAsync("say", new { room = "busy", text = $"m{i}" });
+        await using (var probe = await system.OpenDatabaseAsync())
+            await Wait.UntilAsync(async () => await probe.SessionsWaitingForALockAsync() >= Talkers, "the three messages' flushes wait for the room's lock");
+        await using (var release = new Npgsql.NpgsqlCommand("SELECT pg_advisory_unlock(hashtextextended('group:room:busy', 0))", database))
+            Assert.That(await release.ExecuteScalarAsync(), Is.True);
+
+        await Wait.UntilAsync(() => talkers.All(t => t.Messages("busy").Count == Talkers), "every talker heard the three messages");
+        var after = "";
+        await Wait.UntilAsync(async () => Applied(after = await http.GetStringAsync(new Uri(hubProcess.BaseAddress, "metrics"))) - Applied(before) >= Talkers,
+            "the hub counted the three messages applied");
+        Assert.Multiple(() =>
+        {
+            foreach (var talker in talkers)
+            {
+                Assert.That(talker.Messages("busy").Select(m => m.Seq), Is.Ordered.Ascending.And.Unique, "in the room's order, each once");
+                Assert.That(talker.Messages("busy").Select(m => m.Text), Is.EquivalentTo(new[] { "m0", "m1", "m2" }), "all three");
+            }
+            Assert.That(Applied(after) - Applied(before), Is.EqualTo(Talkers), "each message applied once");
+            Assert.That(Batch(after, "count") - Batch(before, "count"), Is.EqualTo(1), "one batch");
+            Assert.That(Batch(after, "sum") - Batch(before, "sum"), Is.EqualTo(Talkers), "of the three messages");
+        });
+
+        static double Applied(string metrics) => Prometheus.Sample(metrics, "gateway_commands_applied_total", "command=\"SendToGroup\"");
+        static double Batch(string metrics, string part) => Prometheus.Sample(metrics, $"gateway_command_batch_commands_{part}", "hub_instance=\"hub-batches\"");
+    }
+
+    [Test]
+    public async Task A_hub_not_heard_to_take_batches_gets_the_same_commands_one_by_one_beside_one_that_does()
+    {
+        // Hub "new" heartbeats every second; hub "quiet" only once, before the worker started, so the
+        // worker never hears that it takes batches (as with a hub older than batches). One flush
+        // sends three messages to a room with members on both: "new" gets one batch, "quiet" three
+        // commands alone, and every member hears the three in the room's order.
+        await using var system = await TestSystem.CreateAsync();
+        await using var batching = await ServiceProcess.StartAsync("Hub.Front.dll", system.Settings(new Dictionary<string, string?>
+        {
+            ["Gateway:InstanceId"] = "hub-new",
+            ["Gateway:HeartbeatInterval"] = "00:00:01",
+        }), system.Directory);
+        await using var quiet = await ServiceProcess.StartAsync("Hub.Front.dll", system.Settings(new Dictionary<string, string?>
+        {
+            ["Gateway:InstanceId"] = "hub-quiet",
+            ["Gateway:HeartbeatInterval"] = "00:10:00",
+        }), system.Directory);
+        // Its connections' events keep "hub-quiet" heard from; the timeout only makes sure of it.
+        await using var worker = await ServiceProcess.StartAsync("Chat.Worker.dll", system.Settings(new Dictionary<string, string?>
+        {
+            ["Worker:HubInstanceTimeout"] = "00:10:00",
+        }), system.Directory);
+        using var http = new HttpClient();
+        await Wait.UntilAsync(async () => Prometheus.Sample(await MetricsAsync(worker), "worker_hub_instances_taking_batches", "") >= 1,
+            "the worker heard that hub-new takes batches");
+
+        var talkers = new List<ChatClient>
+        {
+            await system.ConnectAsAsync(new Uri(batching.BaseAddress, "hub"), "New0", "busy"),
+            await system.ConnectAsAsync(new Uri(batching.BaseAddress, "hub"), "New1", "busy"),
+            await system.ConnectAsAsync(new Uri(quiet.BaseAddress, "hub"), "Quiet0", "busy"),
+        };
+        var before = new[] { await http.GetStringAsync(new Uri(batching.BaseAddress, "metrics")), await http.GetStringAsync(new Uri(quiet.BaseAddress, "metrics")) };
+
+        await using var database = await system.OpenDatabaseAsync();
+        await using (var take = new Npgsql.NpgsqlCommand("SELECT pg_advisory_lock(hashtextextended('group:room:busy', 0))", database))
+            await take.ExecuteNonQueryAsync();
+        for (var i = 0; i < talkers.Count; i++)
+            await talkers[i].SendAsync("say", new { room = "busy", text = $"m{i}" });
+        await using (var probe = await system.OpenDatabaseAsync())
+            await Wait.UntilAsync(async () => await probe.SessionsWaitingForALockAsync() >= talkers.Count, "the three messages' flushes wait for the room's lock");
+        await using (var release = new Npgsql.NpgsqlCommand("SELECT pg_advisory_unlock(hashtextextended('group:room:busy', 0))", database))
+            Assert.That(await release.ExecuteScalarAsync(), Is.True);
+
+        await Wait.UntilAsync(() => talkers.All(t => t.Messages("busy").Count == talkers.Count), "every talker heard the three messages");
+        var after = new string[2];
+        await Wait.UntilAsync(async () =>
+        {
+            after[0] = await http.GetStringAsync(new Uri(batching.BaseAddress, "metrics"));
+            after[1] = await http.GetStringAsync(new Uri(quiet.BaseAddress, "metrics"));
+            return Applied(after[0]) - Applied(before[0]) >= 3 && Applied(after[1]) - Applied(before[1]) >= 3;
+        }, "both hubs counted the three messages applied");
+        Assert.Multiple(() =>
+        {
+            foreach (var talker in talkers)
+                Assert.That(talker.Messages("busy").Select(m => m.Seq), Is.Ordered.Ascending.And.Unique, "in the room's order, each once");
+            Assert.That(talkers[2].Messages("busy").Select(m => m.Seq), Is.EqualTo(talkers[0].Messages("busy").Select(m => m.Seq)), "the same messages on both hubs");
+            Assert.That(Applied(after[0]) - Applied(before[0]), Is.EqualTo(3), "hub-new applied each message once");
+            Assert.That(Applied(after[1]) - Applied(before[1]), Is.EqualTo(3), "hub-quiet applied each message once");
+            Assert.That(Batches(after[0], "hub-new") - Batches(before[0], "hub-new"), Is.EqualTo(1), "hub-new got them in one batch");
+            Assert.That(Batches(after[1], "hub-quiet") - Batches(before[1], "hub-quiet"), Is.Zero, "hub-quiet got no batch");
+        });
+
+        static double Applied(string metrics) => Prometheus.Sample(metrics, "gateway_commands_applied_total", "command=\"SendToGroup\"");
+        static double Batches(string metrics, string hub) => Prometheus.Sample(metrics, "gateway_command_batch_commands_count", $"hub_instance=\"{hub}\"");
+    }
+
     private static double Sample(string metrics, string outcome) =>
         Prometheus.Sample(metrics, "worker_flushes_total", $"outcome=\"{outcome}\"");
 
