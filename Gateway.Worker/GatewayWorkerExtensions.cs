@@ -121,6 +121,7 @@ public static class GatewayWorkerExtensions
             .ValidateOnStart();
         builder.Services.AddSingleton<WorkerMetrics>();
         builder.Services.AddSingleton<HubInstances>();
+        builder.Services.AddSingleton<HubSendQueues>();
         builder.Services.AddSingleton<Outbox>();
         builder.Services.AddSingleton<UpstreamEventProcessor>();
         builder.Services.AddSingleton<IGatewayApplication, TApplication>();

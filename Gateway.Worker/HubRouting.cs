@@ -74,18 +74,22 @@ internal static class HubRouting
     /// <summary>
     /// Sends a walk's commands in the walk's order for every instance, with one message per instance
     /// where it can: commands for instances whose heartbeat says they take a <see cref="CommandBatch"/>
-    /// wait here, per instance, until <see cref="SendAsync()"/>, and then go as one batch each (a
-    /// command alone as itself), the instances side by side. An instance that takes no batches (an
+    /// wait here, per instance, until <see cref="SendAsync()"/>, and then go to each instance's queue
+    /// (<see cref="HubSendQueues"/>), which sends them as one batch with whatever else waits for the
+    /// instance (a command alone as itself), the instances side by side. An instance that takes no batches (an
     /// older hub, or one this worker has not heard from yet) gets each command at once, as before.
     /// A command for every instance (one not known) first sends what waits, so that no instance sees
     /// the walk's commands in another order. Not thread-safe: one walk at a time.
     /// </summary>
-    public sealed class Batcher(IPublishEndpoint publisher, HubInstances instances, WorkerMetrics metrics, CancellationToken cancellationToken)
+    /// <summary>A command on its way to a hub instance, with the flush it comes from for a group's.</summary>
+    public readonly record struct Routed(object Command, Type Type, Order? Order);
+
+    public sealed class Batcher(IPublishEndpoint publisher, HubInstances instances, HubSendQueues queues, WorkerMetrics metrics, CancellationToken cancellationToken)
     {
         /// <summary>At most this many commands in one batch; more for an instance are sent as the next.</summary>
         public const int MaxCommands = 64;
 
-        private readonly Dictionary<string, List<(object Command, Type Type, Order? Order)>> _waiting = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, List<Routed>> _waiting = new(StringComparer.Ordinal);
 
         /// <param name="hubInstanceIds">The instances to send it to; one null among them: every instance.</param>
         public async Task AddAsync(object command, Type type, IReadOnlyCollection<string?> hubInstanceIds, Order? order)
@@ -110,12 +114,7 @@ internal static class HubRouting
                 }
                 if (commands is null)
                     _waiting[hubInstanceId] = commands = [];
-                commands.Add((command, type, order));
-                if (commands.Count >= MaxCommands)
-                {
-                    _waiting.Remove(hubInstanceId);
-                    await SendBatchAsync(hubInstanceId, commands);
-                }
+                commands.Add(new Routed(command, type, order));
             }
             // An instance that takes no batches has nothing waiting here: sent now, it keeps its order.
             if (alone is not null)
@@ -126,23 +125,17 @@ internal static class HubRouting
             }
         }
 
-        /// <summary>Sends every command that waits, one message per instance, side by side.</summary>
+        /// <summary>
+        /// Sends every command that waits, through each instance's queue (<see cref="HubSendQueues"/>),
+        /// the instances side by side; returns once every send that holds them is confirmed.
+        /// </summary>
         public async Task SendAsync()
         {
             if (_waiting.Count == 0)
                 return;
             var waiting = _waiting.ToArray();
             _waiting.Clear();
-            await Task.WhenAll(waiting.Select(w => SendBatchAsync(w.Key, w.Value)));
-        }
-
-        private Task SendBatchAsync(string hubInstanceId, List<(object Command, Type Type, Order? Order)> commands)
-        {
-            metrics.SentToHub(commands.Count);
-            if (commands.Count == 1)
-                return HubRouting.SendAsync(publisher, commands[0].Command, commands[0].Type, hubInstanceId, commands[0].Order, cancellationToken);
-            var batch = new CommandBatch { Commands = [.. commands.Select(c => BatchedCommand.Of(c.Command, c.Order?.Key, c.Order?.Flush))] };
-            return HubRouting.SendAsync(publisher, batch, typeof(CommandBatch), hubInstanceId, null, cancellationToken);
+            await Task.WhenAll(waiting.Select(w => queues.SendAsync(publisher, w.Key, w.Value, cancellationToken)));
         }
     }
 

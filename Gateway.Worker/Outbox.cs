@@ -15,7 +15,7 @@ namespace SocketStarter.GatewayWorker;
 /// the connection's hub instance only, and one to a group to the instances that hold its members
 /// (<see cref="HubRouting"/>); the rest, and any whose instances are not known, to every instance.
 /// </summary>
-public sealed partial class Outbox(GatewayStore store, HubInstances hubInstances, TimeProvider time, IOptions<WorkerOptions> options, WorkerMetrics metrics, ILogger<Outbox> logger)
+public sealed partial class Outbox(GatewayStore store, HubInstances hubInstances, HubSendQueues hubSends, TimeProvider time, IOptions<WorkerOptions> options, WorkerMetrics metrics, ILogger<Outbox> logger)
 {
     private readonly TimeSpan _publishTimeout = options.Value.PublishTimeout;
 
@@ -102,7 +102,7 @@ public sealed partial class Outbox(GatewayStore store, HubInstances hubInstances
         if (events.Count == 0)
             return sent;
         // Each instance's commands of the whole walk in one message where it takes batches.
-        var sends = new HubRouting.Batcher(events[0].Publisher, hubInstances, metrics, cancellationToken);
+        var sends = new HubRouting.Batcher(events[0].Publisher, hubInstances, hubSends, metrics, cancellationToken);
 
         async Task SendRowsUpToAsync(string key, long id)
         {

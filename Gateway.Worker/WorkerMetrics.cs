@@ -19,6 +19,7 @@ public sealed class WorkerMetrics
     private readonly Histogram<double> _replied;
     private readonly Histogram<int> _batch;
     private readonly Histogram<int> _hubSend;
+    private readonly Meter _meter;
     private readonly Histogram<double> _flushLocked;
     private readonly Histogram<double> _flushPublished;
     private readonly Histogram<double> _flushCommitted;
@@ -34,7 +35,7 @@ public sealed class WorkerMetrics
 
     public WorkerMetrics(IMeterFactory meterFactory, HubInstances hubInstances)
     {
-        var meter = meterFactory.Create(MeterName);
+        var meter = _meter = meterFactory.Create(MeterName);
         meter.CreateObservableGauge("worker.hub_instances.taking_batches", () => hubInstances.TakingBatches, unit: "{instance}",
             description: "Hub instances whose heartbeat this worker heard say they take command batches.");
         _outOfTurn = meter.CreateCounter<long>("worker.events.out_of_turn",
@@ -84,6 +85,11 @@ public sealed class WorkerMetrics
     }
 
     public void SentToHub(int commands) => _hubSend.Record(commands);
+
+    /// <summary>Reports the commands waiting behind a send in flight to their hub instance (<see cref="HubSendQueues"/>).</summary>
+    public void ObserveHubSendsWaiting(Func<long> waiting) =>
+        _meter.CreateObservableGauge("worker.hub_send.waiting", waiting, unit: "{command}",
+            description: "Commands waiting for the send in flight to their hub instance to be confirmed; they go together in the next send.");
 
     public void Batched(int events)
     {

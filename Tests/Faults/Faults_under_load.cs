@@ -178,16 +178,17 @@ public sealed class Faults_under_load
 
     /// <summary>
     /// How long the longest-holding flush of the test's database has held its group's advisory lock
-    /// while publishing: a flush takes its lock and reads in one statement, then waits for the broker
-    /// with its session idle in the transaction, so the hold is the time since that statement ended.
-    /// Null when no flush is publishing.
+    /// while publishing: a flush takes its lock (a session's, outside a transaction) and reads in one
+    /// round trip, then waits for the broker with its session idle, so the hold is the time since
+    /// that round trip ended. (Until the lock became the session's it was the transaction's, and the
+    /// session waited "idle in transaction"; either state counts.) Null when no flush is publishing.
     /// </summary>
     private static async Task<TimeSpan?> LongestAdvisoryLockAsync(Npgsql.NpgsqlConnection connection)
     {
         await using var command = new Npgsql.NpgsqlCommand("""
             SELECT EXTRACT(EPOCH FROM max(clock_timestamp() - a.state_change))::float8
             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-            WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database() AND a.state = 'idle in transaction'
+            WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database() AND a.state IN ('idle', 'idle in transaction')
             """, connection);
         return await command.ExecuteScalarAsync() is double seconds ? TimeSpan.FromSeconds(seconds) : null;
     }

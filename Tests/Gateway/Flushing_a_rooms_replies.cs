@@ -214,6 +214,80 @@ public sealed class Flushing_a_rooms_replies
         static double Batches(string metrics, string hub) => Prometheus.Sample(metrics, "gateway_command_batch_commands_count", $"hub_instance=\"{hub}\"");
     }
 
+    [Test]
+    public async Task Commands_for_a_hub_that_come_while_a_send_to_it_waits_for_its_confirm_go_together_in_the_next()
+    {
+        // Three rooms' flushes, each with one message for the same hub. The first one's send is held
+        // in flight by a broker that blocks publishers (a memory alarm, on a node of the test's own);
+        // the other two come meanwhile, wait, and go as one batch once the first is confirmed.
+        await using var broker = await ProductionBroker.StartAsync();
+        await using var system = await TestSystem.CreateAsync();
+        var onTheNode = new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:rabbitmq"] = broker.Amqp.ToString(),
+            ["Gateway:InstanceId"] = "hub-queued",
+            ["Gateway:HeartbeatInterval"] = "00:00:01",
+            ["Worker:PublishTimeout"] = "00:01:00",
+        };
+        await using var hubProcess = await ServiceProcess.StartAsync("Hub.Front.dll", system.Settings(onTheNode), system.Directory);
+        await using var worker = await ServiceProcess.StartAsync("Chat.Worker.dll", system.Settings(onTheNode), system.Directory);
+        using var http = new HttpClient();
+        await Wait.UntilAsync(async () => Prometheus.Sample(await MetricsAsync(worker), "worker_hub_instances_taking_batches", "") >= 1,
+            "the worker heard that the hub takes batches");
+        string[] rooms = ["a", "b", "c"];
+        var talkers = new List<ChatClient>();
+        foreach (var room in rooms)
+            talkers.Add(await system.ConnectAsAsync(new Uri(hubProcess.BaseAddress, "hub"), $"Talker-{room}", room));
+        var before = await http.GetStringAsync(new Uri(hubProcess.BaseAddress, "metrics"));
+
+        await using var database = await system.OpenDatabaseAsync();
+        foreach (var room in rooms)
+        {
+            await using var take = new Npgsql.NpgsqlCommand($"SELECT pg_advisory_lock(hashtextextended('group:room:{room}', 0))", database);
+            await take.ExecuteNonQueryAsync();
+        }
+        for (var i = 0; i < rooms.Length; i++)
+            await talkers[i].SendAsync("say", new { room = rooms[i], text = $"in {rooms[i]}" });
+        await using var probe = await system.OpenDatabaseAsync();
+        await Wait.UntilAsync(async () => await probe.SessionsWaitingForALockAsync() >= rooms.Length, "the three rooms' flushes wait for their locks");
+
+        await broker.BlockPublishersAsync();
+        try
+        {
+            await UnlockAsync(database, "a");
+            // Its flush took the lock and is publishing into the block: it holds the lock until confirmed.
+            await Wait.UntilAsync(async () => await probe.SessionsWaitingForALockAsync() == rooms.Length - 1, "room a's flush holds its lock");
+            await UnlockAsync(database, "b");
+            await UnlockAsync(database, "c");
+            await Wait.UntilAsync(async () => Prometheus.Sample(await MetricsAsync(worker), "worker_hub_send_waiting", "") >= 2,
+                "two rooms' commands wait behind the send in flight to the hub");
+            Assert.That(talkers.SelectMany((t, i) => t.Messages(rooms[i])), Is.Empty, "nothing reached the hub while the broker blocked");
+        }
+        finally
+        {
+            await broker.UnblockPublishersAsync();
+        }
+
+        await Wait.UntilAsync(() => talkers.Select((t, i) => t.Messages(rooms[i]).Count).All(n => n == 1), "every talker heard its message");
+        var after = "";
+        await Wait.UntilAsync(async () => Applied(after = await http.GetStringAsync(new Uri(hubProcess.BaseAddress, "metrics"))) - Applied(before) >= rooms.Length,
+            "the hub counted the three messages applied");
+        Assert.Multiple(() =>
+        {
+            Assert.That(Applied(after) - Applied(before), Is.EqualTo(rooms.Length), "each message applied once");
+            Assert.That(Batch(after, "count") - Batch(before, "count"), Is.EqualTo(1), "one batch");
+            Assert.That(Batch(after, "sum") - Batch(before, "sum"), Is.EqualTo(2), "of the two messages that waited");
+        });
+
+        static async Task UnlockAsync(Npgsql.NpgsqlConnection database, string room)
+        {
+            await using var release = new Npgsql.NpgsqlCommand($"SELECT pg_advisory_unlock(hashtextextended('group:room:{room}', 0))", database);
+            Assert.That(await release.ExecuteScalarAsync(), Is.True);
+        }
+        static double Applied(string metrics) => Prometheus.Sample(metrics, "gateway_commands_applied_total", "command=\"SendToGroup\"");
+        static double Batch(string metrics, string part) => Prometheus.Sample(metrics, $"gateway_command_batch_commands_{part}", "hub_instance=\"hub-queued\"");
+    }
+
     private static double Sample(string metrics, string outcome) =>
         Prometheus.Sample(metrics, "worker_flushes_total", $"outcome=\"{outcome}\"");
 
