@@ -6,14 +6,15 @@ using SocketStarter.Messages;
 namespace SocketStarter.GatewayWorker;
 
 /// <summary>
-/// Per hub instance, at most one send of this worker in flight: commands that come while it waits
-/// for its confirm (from other flushes, of other groups and connections) go together in the next
-/// send, as one <see cref="CommandBatch"/>. What one caller hands in stays together and in its
+/// Per hub instance, at most <see cref="MaxInFlight"/> sends of this worker in flight: commands that
+/// come while that many wait for their confirms (from other flushes, of other groups and
+/// connections) go together in the next send, as one <see cref="CommandBatch"/>. What one caller hands in stays together and in its
 /// order; callers that are in flight at once were not ordered with each other to begin with (a
 /// command that must follow another is handed in only once the other's send was confirmed), so
-/// putting them in one batch, in the order they came, keeps every order that matters. With little
-/// traffic a send goes at once, as before; under load the sends to an instance, and the messages
-/// the broker and the hub handle, grow fewer. Only for instances that take batches.
+/// putting them in one batch, in the order they came, or in sends side by side, keeps every order
+/// that matters. With little traffic a send goes at once, as before; under load the sends to an
+/// instance, and the messages the broker and the hub handle, grow fewer. Only for instances that
+/// take batches.
 /// </summary>
 public sealed class HubSendQueues
 {
@@ -69,11 +70,18 @@ public sealed class HubSendQueues
         public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
+    /// <summary>
+    /// Sends to one instance in flight at once, at most. Below it every send goes at once, as if there
+    /// were no queue (the latency of a light load); once that many wait for their confirms, what
+    /// comes waits and goes together in the next.
+    /// </summary>
+    public const int MaxInFlight = 4;
+
     private sealed class InstanceQueue(string hubInstanceId, WorkerMetrics metrics, TimeSpan publishTimeout)
     {
         private readonly Lock _lock = new();
         private readonly List<Waiting> _waiting = [];
-        private bool _sending;
+        private int _senders;
 
         public long LastUsed { get; set; }
 
@@ -92,82 +100,115 @@ public sealed class HubSendQueues
             get
             {
                 lock (_lock)
-                    return !_sending && _waiting.Count == 0;
+                    return _senders == 0 && _waiting.Count == 0;
             }
         }
 
         public async Task SendAsync(IPublishEndpoint publisher, IReadOnlyList<HubRouting.Routed> commands, CancellationToken cancellationToken)
         {
             var waiting = new Waiting(publisher, commands, Activity.Current, cancellationToken);
-            bool start;
+            bool sender;
             lock (_lock)
             {
                 _waiting.Add(waiting);
-                start = !_sending;
-                _sending = true;
+                sender = _senders < MaxInFlight;
+                if (sender)
+                    _senders++;
             }
-            // The first caller starts the sending on its own flow (no thread hop before its send);
-            // the loop goes on from the confirm's completion for whatever came meanwhile.
-            if (start)
-                _ = SendWaitingAsync();
-            try
+            if (!sender)
             {
-                await waiting.Done.Task.WaitAsync(cancellationToken);
+                try
+                {
+                    await waiting.Done.Task.WaitAsync(cancellationToken);
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    lock (_lock)
+                        _waiting.Remove(waiting); // not taken yet: never sent
+                    throw;
+                }
+                return;
             }
-            catch (OperationCanceledException)
+
+            // A sender of its own: it sends what waits, its own commands among them, on its own flow
+            // (no thread hop on a light load's path), until its own went; what came meanwhile is left
+            // to a sender that goes on by itself, so this caller returns once its own are confirmed.
+            while (!waiting.Done.Task.IsCompleted)
             {
-                lock (_lock)
-                    _waiting.Remove(waiting); // not taken yet: never sent
-                throw;
+                if (!await SendWaitingOnceAsync(cancellationToken))
+                {
+                    // Nothing waits, its own included: another sender took them and sends them now.
+                    await waiting.Done.Task.WaitAsync(cancellationToken);
+                    return;
+                }
+            }
+            _ = SendTheRestAsync();
+            await waiting.Done.Task;
+        }
+
+        /// <summary>Goes on sending what waits until nothing does, then stops being a sender.</summary>
+        private async Task SendTheRestAsync()
+        {
+            while (await SendWaitingOnceAsync(CancellationToken.None))
+            {
             }
         }
 
-        private async Task SendWaitingAsync()
+        /// <summary>
+        /// Takes what waits (up to a batch's worth; a caller's commands are never split between sends)
+        /// and sends it; false, and no longer a sender, when nothing waits.
+        /// </summary>
+        private async Task<bool> SendWaitingOnceAsync(CancellationToken cancellationToken)
         {
-            while (true)
+            List<Waiting> taken = [];
+            lock (_lock)
             {
-                List<Waiting> taken = [];
-                lock (_lock)
+                var count = 0;
+                while (_waiting.Count > 0 && (taken.Count == 0 || count + _waiting[0].Commands.Count <= HubRouting.Batcher.MaxCommands))
                 {
-                    // What waits, up to a batch's worth (a caller's commands are never split between sends).
-                    var count = 0;
-                    while (_waiting.Count > 0 && (taken.Count == 0 || count + _waiting[0].Commands.Count <= HubRouting.Batcher.MaxCommands))
+                    var next = _waiting[0];
+                    _waiting.RemoveAt(0);
+                    if (next.CancellationToken.IsCancellationRequested)
                     {
-                        var next = _waiting[0];
-                        _waiting.RemoveAt(0);
-                        if (next.CancellationToken.IsCancellationRequested)
-                            continue;
-                        taken.Add(next);
-                        count += next.Commands.Count;
+                        next.Done.TrySetCanceled(next.CancellationToken);
+                        continue;
                     }
-                    if (taken.Count == 0)
-                    {
-                        _sending = false;
-                        return;
-                    }
+                    taken.Add(next);
+                    count += next.Commands.Count;
                 }
-                // The send carries the trace of the first caller it holds. It is bounded by
-                // Worker:PublishTimeout of its own, not by a caller's deadline (each caller stops
-                // waiting at its own): a confirm that never comes must not hold up the queue.
-                Activity.Current = taken[0].Activity;
-                using var bounded = new CancellationTokenSource(publishTimeout);
-                try
+                if (taken.Count == 0)
                 {
-                    await SendNowAsync(taken[0].Publisher, [.. taken.SelectMany(t => t.Commands)], bounded.Token);
-                    foreach (var t in taken)
-                        t.Done.TrySetResult();
-                }
-                catch (Exception ex)
-                {
-                    var failure = ex is OperationCanceledException && bounded.IsCancellationRequested ? new BrokerUnavailableException(publishTimeout, ex) : ex;
-                    foreach (var t in taken)
-                        t.Done.TrySetException(failure);
-                }
-                finally
-                {
-                    Activity.Current = null;
+                    _senders--;
+                    return false;
                 }
             }
+            // The send carries the trace of the first caller it holds. It is bounded by
+            // Worker:PublishTimeout of its own (a confirm that never comes must not hold up the queue),
+            // and by the deadline of the caller that runs it, if any; each waiting caller stops
+            // waiting at its own.
+            var previous = Activity.Current;
+            Activity.Current = taken[0].Activity;
+            using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            bounded.CancelAfter(publishTimeout);
+            try
+            {
+                await SendNowAsync(taken[0].Publisher, [.. taken.SelectMany(t => t.Commands)], bounded.Token);
+                foreach (var t in taken)
+                    t.Done.TrySetResult();
+            }
+            catch (Exception ex)
+            {
+                // Cut off (the timeout, or the deadline of the caller that ran it): for every caller
+                // held, the broker did not confirm in time, and its event is tried again.
+                var failure = ex is OperationCanceledException ? new BrokerUnavailableException(publishTimeout, ex) : ex;
+                foreach (var t in taken)
+                    t.Done.TrySetException(failure);
+            }
+            finally
+            {
+                Activity.Current = previous;
+            }
+            return true;
         }
 
         private async Task SendNowAsync(IPublishEndpoint publisher, IReadOnlyList<HubRouting.Routed> commands, CancellationToken cancellationToken)

@@ -215,11 +215,13 @@ public sealed class Flushing_a_rooms_replies
     }
 
     [Test]
-    public async Task Commands_for_a_hub_that_come_while_a_send_to_it_waits_for_its_confirm_go_together_in_the_next()
+    public async Task Commands_for_a_hub_that_come_while_its_sends_wait_for_their_confirms_go_together_in_the_next()
     {
-        // Three rooms' flushes, each with one message for the same hub. The first one's send is held
-        // in flight by a broker that blocks publishers (a memory alarm, on a node of the test's own);
-        // the other two come meanwhile, wait, and go as one batch once the first is confirmed.
+        // Rooms' flushes, each with one message for the same hub. The first ones' sends, as many as
+        // a worker keeps in flight to one instance, are held by a broker that blocks publishers (a
+        // memory alarm, on a node of the test's own); two more come meanwhile, wait, and go as one
+        // batch once a send before them is confirmed.
+        var inFlight = SocketStarter.GatewayWorker.HubSendQueues.MaxInFlight;
         await using var broker = await ProductionBroker.StartAsync();
         await using var system = await TestSystem.CreateAsync();
         var onTheNode = new Dictionary<string, string?>
@@ -234,7 +236,7 @@ public sealed class Flushing_a_rooms_replies
         using var http = new HttpClient();
         await Wait.UntilAsync(async () => Prometheus.Sample(await MetricsAsync(worker), "worker_hub_instances_taking_batches", "") >= 1,
             "the worker heard that the hub takes batches");
-        string[] rooms = ["a", "b", "c"];
+        var rooms = Enumerable.Range(0, inFlight + 2).Select(i => $"r{i}").ToArray();
         var talkers = new List<ChatClient>();
         foreach (var room in rooms)
             talkers.Add(await system.ConnectAsAsync(new Uri(hubProcess.BaseAddress, "hub"), $"Talker-{room}", room));
@@ -249,18 +251,21 @@ public sealed class Flushing_a_rooms_replies
         for (var i = 0; i < rooms.Length; i++)
             await talkers[i].SendAsync("say", new { room = rooms[i], text = $"in {rooms[i]}" });
         await using var probe = await system.OpenDatabaseAsync();
-        await Wait.UntilAsync(async () => await probe.SessionsWaitingForALockAsync() >= rooms.Length, "the three rooms' flushes wait for their locks");
+        await Wait.UntilAsync(async () => await probe.SessionsWaitingForALockAsync() >= rooms.Length, "every room's flush waits for its lock");
 
         await broker.BlockPublishersAsync();
         try
         {
-            await UnlockAsync(database, "a");
-            // Its flush took the lock and is publishing into the block: it holds the lock until confirmed.
-            await Wait.UntilAsync(async () => await probe.SessionsWaitingForALockAsync() == rooms.Length - 1, "room a's flush holds its lock");
-            await UnlockAsync(database, "b");
-            await UnlockAsync(database, "c");
+            for (var i = 0; i < inFlight; i++)
+            {
+                await UnlockAsync(database, rooms[i]);
+                // Its flush took the lock and is publishing into the block: it holds the lock until confirmed.
+                await Wait.UntilAsync(async () => await probe.SessionsWaitingForALockAsync() == rooms.Length - i - 1, $"room {rooms[i]}'s flush holds its lock");
+            }
+            await UnlockAsync(database, rooms[^2]);
+            await UnlockAsync(database, rooms[^1]);
             await Wait.UntilAsync(async () => Prometheus.Sample(await MetricsAsync(worker), "worker_hub_send_waiting", "") >= 2,
-                "two rooms' commands wait behind the send in flight to the hub");
+                "two rooms' commands wait behind the sends in flight to the hub");
             Assert.That(talkers.SelectMany((t, i) => t.Messages(rooms[i])), Is.Empty, "nothing reached the hub while the broker blocked");
         }
         finally
@@ -271,7 +276,7 @@ public sealed class Flushing_a_rooms_replies
         await Wait.UntilAsync(() => talkers.Select((t, i) => t.Messages(rooms[i]).Count).All(n => n == 1), "every talker heard its message");
         var after = "";
         await Wait.UntilAsync(async () => Applied(after = await http.GetStringAsync(new Uri(hubProcess.BaseAddress, "metrics"))) - Applied(before) >= rooms.Length,
-            "the hub counted the three messages applied");
+            "the hub counted every message applied");
         Assert.Multiple(() =>
         {
             Assert.That(Applied(after) - Applied(before), Is.EqualTo(rooms.Length), "each message applied once");
