@@ -25,16 +25,14 @@ public sealed class Flushing_a_rooms_replies
         var before = await MetricsAsync(worker);
 
         await using var database = await system.OpenDatabaseAsync();
-        await using (var take = new Npgsql.NpgsqlCommand("SELECT pg_advisory_lock(hashtextextended('group:room:busy', 0))", database))
-            await take.ExecuteNonQueryAsync();
+        await LockRoomAsync(database, "busy");
         for (var i = 0; i < Talkers; i++)
             await talkers[i].SendAsync("say", new { room = "busy", text = $"m{i}" });
         // Each message committed, then its flush asked for the room's lock: three wait behind the test.
         await using (var probe = await system.OpenDatabaseAsync())
             await Wait.UntilAsync(async () => await probe.SessionsWaitingForALockAsync() >= Talkers, "the three messages' flushes wait for the room's lock");
         Assert.That(talkers.SelectMany(t => t.Messages("busy")), Is.Empty, "nothing of the room leaves while its lock is held");
-        await using (var release = new Npgsql.NpgsqlCommand("SELECT pg_advisory_unlock(hashtextextended('group:room:busy', 0))", database))
-            Assert.That(await release.ExecuteScalarAsync(), Is.True);
+        await UnlockRoomAsync(database, "busy");
 
         await Wait.UntilAsync(() => talkers.All(t => t.Messages("busy").Count == Talkers), "every talker heard the three messages");
         var after = "";
@@ -72,14 +70,12 @@ public sealed class Flushing_a_rooms_replies
         var before = await MetricsAsync(worker);
 
         await using var database = await system.OpenDatabaseAsync();
-        await using (var take = new Npgsql.NpgsqlCommand("SELECT pg_advisory_lock(hashtextextended('group:room:busy', 0))", database))
-            await take.ExecuteNonQueryAsync();
+        await LockRoomAsync(database, "busy");
         foreach (var joiner in joiners)
             await joiner.SendAsync("join", new { room = "busy" });
         await using (var probe = await system.OpenDatabaseAsync())
             await Wait.UntilAsync(async () => await probe.SessionsWaitingForALockAsync() >= Joiners, "both joins' flushes wait for the room's lock");
-        await using (var release = new Npgsql.NpgsqlCommand("SELECT pg_advisory_unlock(hashtextextended('group:room:busy', 0))", database))
-            Assert.That(await release.ExecuteScalarAsync(), Is.True);
+        await UnlockRoomAsync(database, "busy");
 
         var after = "";
         await Wait.UntilAsync(async () => Flushes(after = await MetricsAsync(worker)) - Flushes(before) >= Joiners, "the worker counted both flushes");
@@ -117,14 +113,12 @@ public sealed class Flushing_a_rooms_replies
         var before = await http.GetStringAsync(new Uri(hubProcess.BaseAddress, "metrics"));
 
         await using var database = await system.OpenDatabaseAsync();
-        await using (var take = new Npgsql.NpgsqlCommand("SELECT pg_advisory_lock(hashtextextended('group:room:busy', 0))", database))
-            await take.ExecuteNonQueryAsync();
+        await LockRoomAsync(database, "busy");
         for (var i = 0; i < Talkers; i++)
             await talkers[i].SendAsync("say", new { room = "busy", text = $"m{i}" });
         await using (var probe = await system.OpenDatabaseAsync())
             await Wait.UntilAsync(async () => await probe.SessionsWaitingForALockAsync() >= Talkers, "the three messages' flushes wait for the room's lock");
-        await using (var release = new Npgsql.NpgsqlCommand("SELECT pg_advisory_unlock(hashtextextended('group:room:busy', 0))", database))
-            Assert.That(await release.ExecuteScalarAsync(), Is.True);
+        await UnlockRoomAsync(database, "busy");
 
         await Wait.UntilAsync(() => talkers.All(t => t.Messages("busy").Count == Talkers), "every talker heard the three messages");
         var after = "";
@@ -182,14 +176,12 @@ public sealed class Flushing_a_rooms_replies
         var before = new[] { await http.GetStringAsync(new Uri(batching.BaseAddress, "metrics")), await http.GetStringAsync(new Uri(quiet.BaseAddress, "metrics")) };
 
         await using var database = await system.OpenDatabaseAsync();
-        await using (var take = new Npgsql.NpgsqlCommand("SELECT pg_advisory_lock(hashtextextended('group:room:busy', 0))", database))
-            await take.ExecuteNonQueryAsync();
+        await LockRoomAsync(database, "busy");
         for (var i = 0; i < talkers.Count; i++)
             await talkers[i].SendAsync("say", new { room = "busy", text = $"m{i}" });
         await using (var probe = await system.OpenDatabaseAsync())
             await Wait.UntilAsync(async () => await probe.SessionsWaitingForALockAsync() >= talkers.Count, "the three messages' flushes wait for the room's lock");
-        await using (var release = new Npgsql.NpgsqlCommand("SELECT pg_advisory_unlock(hashtextextended('group:room:busy', 0))", database))
-            Assert.That(await release.ExecuteScalarAsync(), Is.True);
+        await UnlockRoomAsync(database, "busy");
 
         await Wait.UntilAsync(() => talkers.All(t => t.Messages("busy").Count == talkers.Count), "every talker heard the three messages");
         var after = new string[2];
@@ -244,10 +236,7 @@ public sealed class Flushing_a_rooms_replies
 
         await using var database = await system.OpenDatabaseAsync();
         foreach (var room in rooms)
-        {
-            await using var take = new Npgsql.NpgsqlCommand($"SELECT pg_advisory_lock(hashtextextended('group:room:{room}', 0))", database);
-            await take.ExecuteNonQueryAsync();
-        }
+            await LockRoomAsync(database, room);
         for (var i = 0; i < rooms.Length; i++)
             await talkers[i].SendAsync("say", new { room = rooms[i], text = $"in {rooms[i]}" });
         await using var probe = await system.OpenDatabaseAsync();
@@ -258,12 +247,12 @@ public sealed class Flushing_a_rooms_replies
         {
             for (var i = 0; i < inFlight; i++)
             {
-                await UnlockAsync(database, rooms[i]);
+                await UnlockRoomAsync(database, rooms[i]);
                 // Its flush took the lock and is publishing into the block: it holds the lock until confirmed.
                 await Wait.UntilAsync(async () => await probe.SessionsWaitingForALockAsync() == rooms.Length - i - 1, $"room {rooms[i]}'s flush holds its lock");
             }
-            await UnlockAsync(database, rooms[^2]);
-            await UnlockAsync(database, rooms[^1]);
+            await UnlockRoomAsync(database, rooms[^2]);
+            await UnlockRoomAsync(database, rooms[^1]);
             await Wait.UntilAsync(async () => Prometheus.Sample(await MetricsAsync(worker), "worker_hub_send_waiting", "") >= 2,
                 "two rooms' commands wait behind the sends in flight to the hub");
             Assert.That(talkers.SelectMany((t, i) => t.Messages(rooms[i])), Is.Empty, "nothing reached the hub while the broker blocked");
@@ -284,13 +273,21 @@ public sealed class Flushing_a_rooms_replies
             Assert.That(Batch(after, "sum") - Batch(before, "sum"), Is.EqualTo(2), "of the two messages that waited");
         });
 
-        static async Task UnlockAsync(Npgsql.NpgsqlConnection database, string room)
-        {
-            await using var release = new Npgsql.NpgsqlCommand($"SELECT pg_advisory_unlock(hashtextextended('group:room:{room}', 0))", database);
-            Assert.That(await release.ExecuteScalarAsync(), Is.True);
-        }
         static double Applied(string metrics) => Prometheus.Sample(metrics, "gateway_commands_applied_total", "command=\"SendToGroup\"");
         static double Batch(string metrics, string part) => Prometheus.Sample(metrics, $"gateway_command_batch_commands_{part}", "hub_instance=\"hub-queued\"");
+    }
+
+    /// <summary>Takes the room's flush lock (the test's session's), so that the room's flushes queue behind it.</summary>
+    private static async Task LockRoomAsync(Npgsql.NpgsqlConnection database, string room)
+    {
+        await using var take = new Npgsql.NpgsqlCommand("SELECT pg_advisory_lock(hashtextextended('group:room:' || $1, 0))", database) { Parameters = { new() { Value = room } } };
+        await take.ExecuteNonQueryAsync();
+    }
+
+    private static async Task UnlockRoomAsync(Npgsql.NpgsqlConnection database, string room)
+    {
+        await using var release = new Npgsql.NpgsqlCommand("SELECT pg_advisory_unlock(hashtextextended('group:room:' || $1, 0))", database) { Parameters = { new() { Value = room } } };
+        Assert.That(await release.ExecuteScalarAsync(), Is.True, $"the test held room {room}'s lock");
     }
 
     private static double Sample(string metrics, string outcome) =>
