@@ -203,13 +203,17 @@ public sealed class GatewayEventContext
     /// caller publishes the replies after. The last event of a connection takes it out of every group.
     /// </summary>
     /// <param name="commit">Commits the transaction in the same round trip.</param>
-    internal async Task<(IReadOnlyList<Reply> Replies, long[] Ids)> WriteRepliesAsync(bool commit = false)
+    /// <param name="takeFlush">With <paramref name="commit"/>: the same round trip also takes the
+    /// locks of the replies' groups and reads what their ordered flush sends (<see cref="GatewayStore.EnqueueAsync"/>);
+    /// returned as <c>Taken</c>, whose locks the caller's flush must let go.</param>
+    internal async Task<(IReadOnlyList<Reply> Replies, long[] Ids, GatewayStore.TakenFlush? Taken)> WriteRepliesAsync(bool commit = false, bool takeFlush = false)
     {
         // The last change of each membership wins.
         var members = _members.GroupBy(m => (m.Group, m.ConnectionId)).Select(g => g.Last()).ToList();
-        var written = await _store.EnqueueAsync(Connection, Transaction, _upstream.ConnectionId, _upstream.Seq,
-            _replies.Select(r => (r.Type.Name, r.Body, r.OrderKey, r.TargetConnection)).ToList(), members, _upstream.IsLast, Now, CancellationToken, commit);
-        return (_replies.Select((r, i) => r with { TargetInstance = written[i].TargetInstance }).ToList(), written.Select(w => w.Id).ToArray());
+        var flushKeys = commit && takeFlush ? _replies.Select(r => r.OrderKey).OfType<string>().ToList() : null;
+        var (written, taken) = await _store.EnqueueAsync(Connection, Transaction, _upstream.ConnectionId, _upstream.Seq,
+            _replies.Select(r => (r.Type.Name, r.Body, r.OrderKey, r.TargetConnection)).ToList(), members, _upstream.IsLast, Now, CancellationToken, commit, flushKeys);
+        return (_replies.Select((r, i) => r with { TargetInstance = written[i].TargetInstance }).ToList(), written.Select(w => w.Id).ToArray(), taken);
     }
 
     private Task EnqueueAsync<T>(T command, string? orderKey = null, string? targetConnection = null) where T : class

@@ -39,10 +39,12 @@ public sealed partial class Outbox(GatewayStore store, HubInstances hubInstances
     /// within <c>Worker:PublishTimeout</c>, else <see cref="BrokerUnavailableException"/> (rolled back:
     /// the groups' locks are let go and what was not deleted is sent again).
     /// </summary>
-    internal Task SendCommittedAsync(Npgsql.NpgsqlConnection connection, IReadOnlyList<(IReadOnlyList<Outgoing> Replies, IPublishEndpoint Publisher)> events, CancellationToken cancellationToken) =>
-        BrokerUnavailableException.WithinAsync(_publishTimeout, bounded => SendCommittedNowAsync(connection, events, bounded), cancellationToken);
+    /// <param name="taken">The groups' flush as the events' commit took it (<see cref="GatewayStore.EnqueueAsync"/>):
+    /// its locks held and its rows read; the flush goes on from there and lets the locks go.</param>
+    internal Task SendCommittedAsync(Npgsql.NpgsqlConnection connection, IReadOnlyList<(IReadOnlyList<Outgoing> Replies, IPublishEndpoint Publisher)> events, CancellationToken cancellationToken, GatewayStore.TakenFlush? taken = null) =>
+        BrokerUnavailableException.WithinAsync(_publishTimeout, bounded => SendCommittedNowAsync(connection, events, taken, bounded), cancellationToken);
 
-    private async Task SendCommittedNowAsync(Npgsql.NpgsqlConnection connection, IReadOnlyList<(IReadOnlyList<Outgoing> Replies, IPublishEndpoint Publisher)> events, CancellationToken cancellationToken)
+    private async Task SendCommittedNowAsync(Npgsql.NpgsqlConnection connection, IReadOnlyList<(IReadOnlyList<Outgoing> Replies, IPublishEndpoint Publisher)> events, GatewayStore.TakenFlush? taken, CancellationToken cancellationToken)
     {
         var keys = events.SelectMany(e => e.Replies).Select(r => r.OrderKey).OfType<string>().ToHashSet(StringComparer.Ordinal);
         if (keys.Count == 0)
@@ -59,15 +61,17 @@ public sealed partial class Outbox(GatewayStore store, HubInstances hubInstances
             var ids = await SendInOrderAsync(events, flush, rows, members, cancellationToken);
             sent = time.GetTimestamp();
             return ids;
-        }, cancellationToken);
+        }, cancellationToken, taken);
+        // Taken with the commit, the locks' wait is the database's measure of it.
+        var locked = taken?.LockWait;
         if (flushed)
         {
-            metrics.Flushed(time.GetElapsedTime(started, read), time.GetElapsedTime(read, sent), time.GetElapsedTime(sent));
+            metrics.Flushed(locked ?? time.GetElapsedTime(started, read), time.GetElapsedTime(read, sent), time.GetElapsedTime(sent));
             return;
         }
         // An earlier flush sent the groups' rows; the events' own replies without a key (a join's
         // snapshot to its connection) are this flush's to send, as when no group is involved.
-        metrics.FlushedNothing(time.GetElapsedTime(started));
+        metrics.FlushedNothing(locked ?? time.GetElapsedTime(started));
         await GatewayStore.DeleteOutboxAsync(connection, [.. await SendInOrderAsync(events, 0, [], Lookup.Empty, cancellationToken)], cancellationToken);
     }
 

@@ -22,6 +22,9 @@ public sealed partial class UpstreamEventProcessor
         public DateTimeOffset Committed { get; set; }
         public long CommittedAt { get; set; }
 
+        /// <summary>Its groups' flush, taken in its commit's round trip: the locks are held until the flush lets them go.</summary>
+        public Store.GatewayStore.TakenFlush? Taken { get; set; }
+
         public TaskCompletionSource<Outcome> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
@@ -112,23 +115,37 @@ public sealed partial class UpstreamEventProcessor
             try
             {
                 await using var connection = await processor.store.DataSource.OpenConnectionAsync();
-                var next = 0;
-                while (next < batch.Count)
-                    next = await RunTransactionAsync(connection, batch, next, committed, deferred);
-
-                var applied = committed.Where(p => p.Outcome == Outcome.Applied).ToList();
-                if (applied.Count > 0)
+                try
                 {
-                    foreach (var pending in applied)
+                    var next = 0;
+                    while (next < batch.Count)
+                        next = await RunTransactionAsync(connection, batch, next, committed, deferred);
+
+                    var applied = committed.Where(p => p.Outcome == Outcome.Applied).ToList();
+                    if (applied.Count > 0)
                     {
-                        processor.metrics.Applied(processor.time.GetElapsedTime(pending.TakenUp, pending.CommittedAt));
-                        if (processor.logger.IsEnabled(LogLevel.Debug))
-                            processor.LogApplied(pending.Upstream.ConnectionId, pending.Upstream.Seq, processor.identity.WorkerId, Microseconds(pending.Started), Microseconds(pending.Committed));
+                        foreach (var pending in applied)
+                        {
+                            processor.metrics.Applied(processor.time.GetElapsedTime(pending.TakenUp, pending.CommittedAt));
+                            if (processor.logger.IsEnabled(LogLevel.Debug))
+                                processor.LogApplied(pending.Upstream.ConnectionId, pending.Upstream.Seq, processor.identity.WorkerId, Microseconds(pending.Started), Microseconds(pending.Committed));
+                        }
+                        // Only an event alone in its transaction takes its flush with its commit, so
+                        // the flush taken is for exactly the replies sent here.
+                        var taken = applied is [{ Taken: { } alone }] ? alone : null;
+                        if (taken is null && batch.Any(p => p.Taken is not null))
+                            await Store.GatewayStore.ReleaseQuietlyAsync(connection);
+                        await processor.outbox.SendCommittedAsync(connection,
+                            [.. applied.Select(p => (Outbox.FromReplies(p.Replies, p.ReplyIds), p.Publisher))], CancellationToken.None, taken);
+                        foreach (var pending in applied)
+                            processor.metrics.Replied(processor.time.GetElapsedTime(pending.CommittedAt));
                     }
-                    await processor.outbox.SendCommittedAsync(connection,
-                        [.. applied.Select(p => (Outbox.FromReplies(p.Replies, p.ReplyIds), p.Publisher))], CancellationToken.None);
-                    foreach (var pending in applied)
-                        processor.metrics.Replied(processor.time.GetElapsedTime(pending.CommittedAt));
+                }
+                catch when (batch.Any(p => p.Taken is { Released: false }))
+                {
+                    // Whatever failed, the connection goes back to the pool holding no group's lock.
+                    await Store.GatewayStore.ReleaseQuietlyAsync(connection);
+                    throw;
                 }
                 processor.metrics.Batched(committed.Count);
                 foreach (var pending in committed)
@@ -203,9 +220,11 @@ public sealed partial class UpstreamEventProcessor
             var now = processor.time.GetUtcNow();
             foreach (var pending in inTransaction)
             {
+                // Where the commit's round trip also waited for its groups' locks, that wait is the flush's, not the apply's.
+                var lockWait = pending.Taken?.LockWait ?? TimeSpan.Zero;
                 pending.Started = started;
-                pending.Committed = now;
-                pending.CommittedAt = committedAt;
+                pending.Committed = now - lockWait;
+                pending.CommittedAt = committedAt - (long)(lockWait.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
             }
             committed.AddRange(inTransaction);
             return next;

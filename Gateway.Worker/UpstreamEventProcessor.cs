@@ -109,7 +109,9 @@ public sealed partial class UpstreamEventProcessor
                 await store.RememberGivenUpAsync(connection, transaction, upstream.ConnectionId, pending.GivenUp, context.Now, CancellationToken.None);
             pending.Outcome = Outcome.Applied;
         }
-        (pending.Replies, pending.ReplyIds) = await context.WriteRepliesAsync(commit);
+        // An event applied alone takes its groups' flush in its commit's round trip; a duplicate's
+        // replies go through the connection's own flush after (ProcessAsync).
+        (pending.Replies, pending.ReplyIds, pending.Taken) = await context.WriteRepliesAsync(commit, takeFlush: advanced);
         return commit;
     }
 

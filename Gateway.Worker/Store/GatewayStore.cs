@@ -157,9 +157,15 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
     /// <param name="commit">Also commits the transaction, in the same round trip (the statements
     /// after a failing one are not run, so a failed write is never committed). <paramref name="transaction"/>
     /// is then completed: it must not be committed again.</param>
-    public async Task<IReadOnlyList<(long Id, string? TargetInstance)>> EnqueueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string connectionId, long seq,
+    /// <param name="flushKeys">With <paramref name="commit"/>: the order keys of the replies, whose
+    /// ordered flush (<see cref="FlushOrderedAsync"/>) takes its locks and reads its rows in the
+    /// same round trip, after the commit, saving the flush one; what it read is returned, and the
+    /// locks are held until that flush lets them go. The flush's own rows are this event's
+    /// (<paramref name="connectionId"/>, <paramref name="seq"/>).</param>
+    public async Task<(IReadOnlyList<(long Id, string? TargetInstance)> Written, TakenFlush? Taken)> EnqueueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string connectionId, long seq,
         IReadOnlyList<(string MessageType, string Body, string? OrderKey, string? TargetConnection)> replies,
-        IReadOnlyCollection<MemberChange> members, bool connectionClosed, DateTimeOffset now, CancellationToken cancellationToken, bool commit = false)
+        IReadOnlyCollection<MemberChange> members, bool connectionClosed, DateTimeOffset now, CancellationToken cancellationToken, bool commit = false,
+        IReadOnlyCollection<string>? flushKeys = null)
     {
         await using var batch = new NpgsqlBatch(connection, transaction);
         if (members.Count > 0)
@@ -208,23 +214,49 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
         }
         if (commit)
             batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
+        var taken = commit && flushKeys is { Count: > 0 } ? new TakenFlush() : null;
+        var lockAt = -1;
+        if (taken is not null)
+        {
+            // The commit's time by the same clock as the flush's number: the lock's wait is the difference.
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS committed"));
+            lockAt = batch.BatchCommands.Count;
+            foreach (var command in TakeCommands(flushKeys!.Distinct(StringComparer.Ordinal).ToArray(),
+                "EXISTS (SELECT 1 FROM gateway_outbox WHERE connection_id = $1 AND seq = $2 AND order_key IS NOT NULL)",
+                Text(connectionId), new NpgsqlParameter { Value = seq }))
+            {
+                batch.BatchCommands.Add(command);
+            }
+        }
         if (batch.BatchCommands.Count == 0)
-            return [];
+            return ([], null);
 
         var written = new List<(long Id, string? TargetInstance)>(replies.Count);
-        await using (var reader = await batch.ExecuteReaderAsync(cancellationToken))
+        try
         {
+            await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
             do
             {
-                // Only the outbox insert returns rows (an id and a target instance).
-                if (reader.FieldCount != 2)
-                    continue;
-                while (await reader.ReadAsync(cancellationToken))
-                    written.Add((reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetString(1)));
+                // The outbox insert returns an id and a target instance; the rest are the flush's.
+                if (reader.FieldCount == 2 && reader.GetName(0) == "id")
+                {
+                    while (await reader.ReadAsync(cancellationToken))
+                        written.Add((reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetString(1)));
+                }
+                else if (taken is not null)
+                {
+                    await taken.ReadAsync(reader, cancellationToken);
+                }
             }
             while (await reader.NextResultAsync(cancellationToken));
         }
-        return written.OrderBy(r => r.Id).ToList();
+        catch (Exception ex) when (taken is not null && (ex is not PostgresException { BatchCommand: { } failed } || batch.BatchCommands.IndexOf(failed) >= lockAt))
+        {
+            // Past the commit: the locks may be held (a failure before it ran nothing after it).
+            await ReleaseQuietlyAsync(connection);
+            throw;
+        }
+        return (written.OrderBy(r => r.Id).ToList(), taken);
     }
 
     /// <summary>
@@ -255,84 +287,35 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
     /// the flush's number (the database's clock in microseconds, read under the locks, so at least
     /// that of every earlier flush of the same keys) and the hub instances that hold members of each group; returns the ids of the rows it sent and
     /// of any other outbox row sent meanwhile, all deleted in the commit.</param>
-    public static async Task<bool> FlushOrderedAsync(NpgsqlConnection connection, IReadOnlyCollection<string> orderKeys, IReadOnlyCollection<long> own, Func<long, IReadOnlyList<OutboxRow>, ILookup<string, string?>, Task<IReadOnlyCollection<long>>> publish, CancellationToken cancellationToken)
+    public static async Task<bool> FlushOrderedAsync(NpgsqlConnection connection, IReadOnlyCollection<string> orderKeys, IReadOnlyCollection<long> own, Func<long, IReadOnlyList<OutboxRow>, ILookup<string, string?>, Task<IReadOnlyCollection<long>>> publish, CancellationToken cancellationToken, TakenFlush? taken = null)
     {
         // Two round trips: the locks, the rows and the members at once (outside a transaction: each
-        // statement sees what committed before it); then the delete, its commit and the release.
-        var keys = orderKeys.Distinct(StringComparer.Ordinal).ToArray();
-        var groups = keys.Select(GatewayEventContext.GroupOf).OfType<string>().ToArray();
-        var rows = new List<OutboxRow>();
-        var memberInstances = new List<(string Group, string? Instance)>();
-        var flush = 0L;
-        var released = false;
+        // statement sees what committed before it), unless the commit's round trip took them
+        // already (EnqueueAsync); then the delete, its commit and the release.
         try
         {
-            await using (var take = new NpgsqlBatch(connection))
+            if (taken is null)
             {
-                // One key (the usual case: an event writes to one group) by plain equality, the
-                // statements the flush always had; several through arrays.
-                var single = keys.Length == 1;
-                NpgsqlParameter Keys(string[] values) => single
-                    ? new() { Value = values.Length > 0 ? values[0] : DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text }
-                    : new() { Value = values, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text };
-                take.BatchCommands.Add(new NpgsqlBatchCommand(single
-                    ? "SELECT pg_advisory_lock(hashtextextended($1, 0))"
-                    : """
-                        SELECT pg_advisory_lock(h) AS locked
-                        FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY h) AS keys
-                        """) { Parameters = { Keys(keys) } });
-                // The flush's number, read under the locks, so one key's flushes are numbered in the order
-                // they hold its lock: the database server's clock in microseconds. Not a sequence: a
-                // sequence can go back (its last values lost in a crash with commits not yet on disk, a
-                // restore from a backup, a failover to a replica that lagged), and a hub would then drop
-                // a key's new commands as late copies; the clock carries on through all of those.
-                take.BatchCommands.Add(new NpgsqlBatchCommand("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS flush"));
-                // A statement after the locks: it sees every row committed by the flushes and events before.
-                take.BatchCommands.Add(new NpgsqlBatchCommand(single
-                    ? "SELECT id, message_type, body, target_instance, order_key FROM gateway_outbox WHERE order_key = $1 ORDER BY id"
-                    : "SELECT id, message_type, body, target_instance, order_key FROM gateway_outbox WHERE order_key = ANY($1) ORDER BY id") { Parameters = { Keys(keys) } });
-                // A statement after the rows: it sees every join committed before any of them.
-                take.BatchCommands.Add(new NpgsqlBatchCommand(single
-                    ? "SELECT DISTINCT group_name, hub_instance_id AS member_instance FROM gateway_group_members WHERE group_name = $1"
-                    : "SELECT DISTINCT group_name, hub_instance_id AS member_instance FROM gateway_group_members WHERE group_name = ANY($1)") { Parameters = { Keys(groups) } });
-                // Its own rows already sent: the locks go at once (a CASE runs only the branch it takes).
-                take.BatchCommands.Add(new NpgsqlBatchCommand("""
-                    SELECT CASE WHEN EXISTS (SELECT 1 FROM gateway_outbox WHERE id = ANY($1)) THEN false
-                                ELSE (SELECT count(*) FROM (SELECT pg_advisory_unlock_all()) AS unlocked) >= 0 END AS released
-                    """) { Parameters = { new() { Value = own.ToArray(), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Bigint } } });
+                var keys = orderKeys.Distinct(StringComparer.Ordinal).ToArray();
+                taken = new TakenFlush();
+                await using var take = new NpgsqlBatch(connection);
+                foreach (var command in TakeCommands(keys, "EXISTS (SELECT 1 FROM gateway_outbox WHERE id = ANY($1))",
+                    new NpgsqlParameter { Value = own.ToArray(), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Bigint }))
+                {
+                    take.BatchCommands.Add(command);
+                }
                 await using var reader = await take.ExecuteReaderAsync(cancellationToken);
                 do
                 {
-                    // Told apart by their columns: the rows' five, the members' two, the number's and the
-                    // release's one by its name; the locks' one is skipped.
-                    if (reader.FieldCount == 1 && reader.GetName(0) == "flush")
-                    {
-                        if (await reader.ReadAsync(cancellationToken))
-                            flush = reader.GetInt64(0);
-                    }
-                    else if (reader.FieldCount == 1 && reader.GetName(0) == "released")
-                    {
-                        if (await reader.ReadAsync(cancellationToken))
-                            released = reader.GetBoolean(0);
-                    }
-                    else if (reader.FieldCount == 5)
-                    {
-                        while (await reader.ReadAsync(cancellationToken))
-                            rows.Add(new OutboxRow(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3), reader.GetString(4)));
-                    }
-                    else if (reader.FieldCount == 2)
-                    {
-                        while (await reader.ReadAsync(cancellationToken))
-                            memberInstances.Add((reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1)));
-                    }
+                    await taken.ReadAsync(reader, cancellationToken);
                 }
                 while (await reader.NextResultAsync(cancellationToken));
             }
-            if (released)
+            if (taken.Released)
                 return false;
-            if (flush <= 0)
+            if (taken.Flush <= 0)
                 throw new InvalidOperationException("The ordered flush read no number of its own.");
-            var sent = await publish(flush, rows, memberInstances.ToLookup(m => m.Group, m => m.Instance, StringComparer.Ordinal));
+            var sent = await publish(taken.Flush, taken.Rows, taken.Members.ToLookup(m => m.Group, m => m.Instance, StringComparer.Ordinal));
             await using var finish = new NpgsqlBatch(connection)
             {
                 BatchCommands =
@@ -357,11 +340,110 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
     }
 
     /// <summary>
+    /// What a group's flush reads under its keys' locks: its number, the keys' rows and the
+    /// groups' member instances, and whether it let the locks go at once (its own rows were sent
+    /// by an earlier flush). Read from the flush's first round trip, or from the commit's where
+    /// that took the locks too (<see cref="EnqueueAsync"/>).
+    /// </summary>
+    public sealed class TakenFlush
+    {
+        public long Flush { get; private set; }
+        public List<OutboxRow> Rows { get; } = [];
+        public List<(string Group, string? Instance)> Members { get; } = [];
+        public bool Released { get; private set; }
+
+        /// <summary>How long the locks were waited for, by the database's clock: known where the commit's round trip took them.</summary>
+        public TimeSpan LockWait { get; private set; }
+
+        private long _committed;
+
+        /// <summary>Reads the current result when it is one of the take's; told apart by their columns.</summary>
+        internal async Task<bool> ReadAsync(NpgsqlDataReader reader, CancellationToken cancellationToken)
+        {
+            // The number's, the commit's time and the release's one column by its name; the rows'
+            // five, the members' two (named apart from the outbox insert's id); the locks' one is skipped.
+            var first = reader.FieldCount > 0 ? reader.GetName(0) : "";
+            switch (reader.FieldCount, first)
+            {
+                case (1, "committed"):
+                    if (await reader.ReadAsync(cancellationToken))
+                        _committed = reader.GetInt64(0);
+                    return true;
+                case (1, "flush"):
+                    if (await reader.ReadAsync(cancellationToken))
+                        Flush = reader.GetInt64(0);
+                    if (_committed > 0 && Flush > _committed)
+                        LockWait = TimeSpan.FromMicroseconds(Flush - _committed);
+                    return true;
+                case (1, "released"):
+                    if (await reader.ReadAsync(cancellationToken))
+                        Released = reader.GetBoolean(0);
+                    return true;
+                case (5, _):
+                    while (await reader.ReadAsync(cancellationToken))
+                        Rows.Add(new OutboxRow(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3), reader.GetString(4)));
+                    return true;
+                case (2, "group_name"):
+                    while (await reader.ReadAsync(cancellationToken))
+                        Members.Add((reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1)));
+                    return true;
+                case (1, "locked"):
+                    return true;
+                default:
+                    return false;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The statements of a flush's first round trip, for <paramref name="keys"/>: their locks, the
+    /// flush's number, the rows, the members, and the release when <paramref name="ownLeft"/> (a
+    /// boolean expression: whether any of the flush's own rows is still there) says none is.
+    /// </summary>
+    private static IEnumerable<NpgsqlBatchCommand> TakeCommands(string[] keys, string ownLeft, params NpgsqlParameter[] ownLeftParameters)
+    {
+        var groups = keys.Select(GatewayEventContext.GroupOf).OfType<string>().ToArray();
+        // One key (the usual case: an event writes to one group) by plain equality, the
+        // statements the flush always had; several through arrays.
+        var single = keys.Length == 1;
+        NpgsqlParameter Keys(string[] values) => single
+            ? new() { Value = values.Length > 0 ? values[0] : DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text }
+            : new() { Value = values, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text };
+        yield return new NpgsqlBatchCommand(single
+            ? "SELECT pg_advisory_lock(hashtextextended($1, 0)) AS locked"
+            : """
+                SELECT pg_advisory_lock(h) AS locked
+                FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY h) AS keys
+                """) { Parameters = { Keys(keys) } };
+        // The flush's number, read under the locks, so one key's flushes are numbered in the order
+        // they hold its lock: the database server's clock in microseconds. Not a sequence: a
+        // sequence can go back (its last values lost in a crash with commits not yet on disk, a
+        // restore from a backup, a failover to a replica that lagged), and a hub would then drop
+        // a key's new commands as late copies; the clock carries on through all of those.
+        yield return new NpgsqlBatchCommand("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS flush");
+        // A statement after the locks: it sees every row committed by the flushes and events before.
+        yield return new NpgsqlBatchCommand(single
+            ? "SELECT id, message_type, body, target_instance, order_key FROM gateway_outbox WHERE order_key = $1 ORDER BY id"
+            : "SELECT id, message_type, body, target_instance, order_key FROM gateway_outbox WHERE order_key = ANY($1) ORDER BY id") { Parameters = { Keys(keys) } };
+        // A statement after the rows: it sees every join committed before any of them.
+        yield return new NpgsqlBatchCommand(single
+            ? "SELECT DISTINCT group_name, hub_instance_id AS member_instance FROM gateway_group_members WHERE group_name = $1"
+            : "SELECT DISTINCT group_name, hub_instance_id AS member_instance FROM gateway_group_members WHERE group_name = ANY($1)") { Parameters = { Keys(groups) } };
+        // Its own rows already sent: the locks go at once (a CASE runs only the branch it takes).
+        var release = new NpgsqlBatchCommand($"""
+            SELECT CASE WHEN {ownLeft} THEN false
+                        ELSE (SELECT count(*) FROM (SELECT pg_advisory_unlock_all()) AS unlocked) >= 0 END AS released
+            """);
+        release.Parameters.AddRange(ownLeftParameters);
+        yield return release;
+    }
+
+    /// <summary>
     /// After a flush failed: ends its transaction, if one is open, and lets its locks go, so that
     /// the connection goes back to the pool holding nothing (on a broken connection the server ends
     /// the session, and the locks go with it).
     /// </summary>
-    private static async Task ReleaseQuietlyAsync(NpgsqlConnection connection)
+    internal static async Task ReleaseQuietlyAsync(NpgsqlConnection connection)
     {
         try
         {

@@ -53,6 +53,41 @@ public sealed class Flushing_a_rooms_replies
     }
 
     [Test]
+    public async Task A_messages_wait_for_its_rooms_lock_counts_as_its_flushs_not_as_its_apply()
+    {
+        // A message alone in its transaction asks for its room's lock in its commit's round trip
+        // (one round trip fewer per message). The hops must still tell the two apart: the apply
+        // ends at the commit, and the wait for the lock is the flush's first step.
+        await using var system = await TestSystem.CreateAsync();
+        var hub = await system.StartHubAsync();
+        await using var worker = await ServiceProcess.StartAsync("Chat.Worker.dll", system.Settings(), system.Directory);
+        var talker = await system.ConnectAsAsync(hub, "Talker", "busy");
+        var before = await MetricsAsync(worker);
+
+        await using var database = await system.OpenDatabaseAsync();
+        await LockRoomAsync(database, "busy");
+        await talker.SendAsync("say", new { room = "busy", text = "held" });
+        await using (var probe = await system.OpenDatabaseAsync())
+            await Wait.UntilAsync(async () => await probe.SessionsWaitingForALockAsync() >= 1, "the message's flush waits for the room's lock");
+        // The stimulus, not a wait for something to happen: the room's lock stays held this long.
+        var held = TimeSpan.FromSeconds(1);
+        await Task.Delay(held);
+        await UnlockRoomAsync(database, "busy");
+
+        await Wait.UntilAsync(() => talker.Messages("busy").Count == 1, "the talker heard its message");
+        var after = "";
+        await Wait.UntilAsync(async () => Flushes(after = await MetricsAsync(worker)) - Flushes(before) >= 1, "the worker counted the flush");
+        Assert.Multiple(() =>
+        {
+            Assert.That(Delta("worker_event_applied_milliseconds_count"), Is.EqualTo(1), "one event applied");
+            Assert.That(Delta("worker_event_applied_milliseconds_sum"), Is.LessThan(held.TotalMilliseconds), "the apply ends at the commit");
+            Assert.That(Delta("worker_flush_locked_milliseconds_sum"), Is.GreaterThanOrEqualTo(held.TotalMilliseconds), "the flush waited for the lock");
+        });
+
+        double Delta(string metric) => Prometheus.Sample(after, metric, "") - Prometheus.Sample(before, metric, "");
+    }
+
+    [Test]
     public async Task A_join_whose_room_replies_an_earlier_flush_sent_still_sends_its_own_snapshot()
     {
         // A join writes replies of the room (its member list's change, its place in the group) and
