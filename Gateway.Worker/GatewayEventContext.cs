@@ -23,8 +23,9 @@ public sealed class GatewayEventContext
     private readonly IPublishEndpoint _publisher;
 
     internal GatewayEventContext(NpgsqlConnection connection, NpgsqlTransaction transaction, UpstreamEvent upstream,
-        GatewayStore store, IPublishEndpoint publisher, TimeProvider time, CancellationToken cancellationToken)
+        GatewayStore store, IPublishEndpoint publisher, TimeProvider time, CancellationToken cancellationToken, bool turnAtCommit = false)
     {
+        TurnAtCommit = turnAtCommit;
         Connection = connection;
         Transaction = transaction;
         CancellationToken = cancellationToken;
@@ -34,6 +35,32 @@ public sealed class GatewayEventContext
         // PostgreSQL keeps microseconds: a time sent live reads back the same from the database.
         var now = time.GetUtcNow();
         Now = now.AddTicks(-(now.Ticks % 10));
+    }
+
+    /// <summary>
+    /// The event's turn is taken with its commit, after the application's work, rather than before
+    /// it: for an event whose predecessor this process applied itself (see
+    /// <see cref="UpstreamEventProcessor"/>). The application's statements then run before the
+    /// event is known to be the connection's next, so whatever cannot wait for the commit to find
+    /// out (a group add sent to the hub at once, a savepoint or a rollback, which need the turn's
+    /// savepoint) gives up: <see cref="TurnNeededFirst"/>, and the runtime applies the event again
+    /// the usual way, its turn first.
+    /// </summary>
+    internal bool TurnAtCommit { get; }
+
+    /// <summary>Set when the application, in <see cref="TurnAtCommit"/> mode, did something that needs the turn first.</summary>
+    internal bool TurnNeededFirst { get; private set; }
+
+    /// <summary>Thrown into the application where <see cref="TurnAtCommit"/> cannot go on; the runtime runs the event again.</summary>
+    internal sealed class TurnNeededFirstException(string what)
+        : Exception($"{what} needs the event's turn first; the event is applied again, its turn taken first.");
+
+    private void EnsureTurnTaken(string what)
+    {
+        if (!TurnAtCommit)
+            return;
+        TurnNeededFirst = true;
+        throw new TurnNeededFirstException(what);
     }
 
     public string ConnectionId => _upstream.ConnectionId;
@@ -108,6 +135,7 @@ public sealed class GatewayEventContext
     /// </summary>
     public async Task AddToGroupAsync(string connectionId, string group)
     {
+        EnsureTurnTaken(nameof(AddToGroupAsync));
         // Before the first await: the chat app adds one connection to several groups at once.
         _members.Add(new GatewayStore.MemberChange(group, connectionId, Joined: true));
         Enqueue(new AddToGroup { ConnectionId = connectionId, Group = group }, OrderKeyOf(group), targetConnection: connectionId);
@@ -139,6 +167,7 @@ public sealed class GatewayEventContext
     /// </summary>
     public async Task RollbackAsync()
     {
+        EnsureTurnTaken(nameof(RollbackAsync));
         await Connection.ExecuteAsync(Define($"ROLLBACK TO SAVEPOINT {GatewayStore.EventSavepoint}", null));
         UndoSince(0, 0);
         _savepoints.Clear(); // set after the event's own, so gone with it
@@ -151,6 +180,7 @@ public sealed class GatewayEventContext
     /// </summary>
     public async Task SaveAsync(string savepoint)
     {
+        EnsureTurnTaken(nameof(SaveAsync));
         await Transaction.SaveAsync(savepoint, CancellationToken);
         _savepoints[savepoint] = (_replies.Count, _members.Count);
     }
@@ -212,7 +242,8 @@ public sealed class GatewayEventContext
         var members = _members.GroupBy(m => (m.Group, m.ConnectionId)).Select(g => g.Last()).ToList();
         var flushKeys = commit && takeFlush ? _replies.Select(r => r.OrderKey).OfType<string>().ToList() : null;
         var (written, taken) = await _store.EnqueueAsync(Connection, Transaction, _upstream.ConnectionId, _upstream.Seq,
-            _replies.Select(r => (r.Type.Name, r.Body, r.OrderKey, r.TargetConnection)).ToList(), members, _upstream.IsLast, Now, CancellationToken, commit, flushKeys);
+            _replies.Select(r => (r.Type.Name, r.Body, r.OrderKey, r.TargetConnection)).ToList(), members, _upstream.IsLast, Now, CancellationToken, commit, flushKeys,
+            TurnAtCommit ? _upstream : null);
         return (_replies.Select((r, i) => r with { TargetInstance = written[i].TargetInstance }).ToList(), written.Select(w => w.Id).ToArray(), taken);
     }
 

@@ -22,6 +22,9 @@ public sealed partial class UpstreamEventProcessor
         public DateTimeOffset Committed { get; set; }
         public long CommittedAt { get; set; }
 
+        /// <summary>Its turn is taken before the application's work: set when taking it with the commit failed.</summary>
+        public bool TurnFirst { get; set; }
+
         /// <summary>Its groups' flush, taken in its commit's round trip: the locks are held until the flush lets them go.</summary>
         public Store.GatewayStore.TakenFlush? Taken { get; set; }
 
@@ -138,8 +141,13 @@ public sealed partial class UpstreamEventProcessor
                         await processor.outbox.SendCommittedAsync(connection,
                             [.. applied.Select(p => (Outbox.FromReplies(p.Replies, p.ReplyIds), p.Publisher))], CancellationToken.None, taken);
                         foreach (var pending in applied)
+                        {
                             processor.metrics.Replied(processor.time.GetElapsedTime(pending.CommittedAt));
+                            processor.RememberApplied(pending.Upstream);
+                        }
                     }
+                    foreach (var pending in committed.Where(p => p.Outcome != Outcome.Applied))
+                        processor.ForgetApplied(pending.Upstream);
                 }
                 catch when (batch.Any(p => p.Taken is { Released: false }))
                 {
@@ -156,7 +164,10 @@ public sealed partial class UpstreamEventProcessor
                 // The connection failed, a commit, or the replies' send: whatever has no outcome yet
                 // fails with it and is tried again by its consumer (as a duplicate where it committed).
                 foreach (var pending in batch)
+                {
+                    processor.ForgetApplied(pending.Upstream);
                     pending.Done.TrySetException(ex);
+                }
                 return [];
             }
             if (deferred.Count > 0)
@@ -185,6 +196,13 @@ public sealed partial class UpstreamEventProcessor
                             // Alone in its transaction (the usual case): the commit travels with its replies.
                             commitSent = await processor.ApplyInTransactionAsync(connection, transaction, pending, before: null, commit: next == batch.Count - 1);
                             inTransaction.Add(pending);
+                        }
+                        catch (TurnAtCommitLostException)
+                        {
+                            // Its turn taken with the commit was not to be had: this transaction rolls
+                            // back, and the event runs again in the next, its turn taken first.
+                            pending.TurnFirst = true;
+                            return next;
                         }
                         catch (Exception ex)
                         {

@@ -85,6 +85,8 @@ public sealed partial class UpstreamEventProcessor
     private async Task<bool> ApplyInTransactionAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, PendingEvent pending, IReadOnlyList<string>? before, bool commit = false)
     {
         var upstream = pending.Upstream;
+        if (commit && before is null && !pending.TurnFirst && pending.GivenUp is not { Count: > 0 } && AppliedHereLast(upstream))
+            return await ApplyTakingTurnAtCommitAsync(connection, transaction, pending);
         var context = new GatewayEventContext(connection, transaction, upstream, store, pending.Publisher, time, CancellationToken.None);
         var (advanced, repliesPending) = await store.TryAdvanceAsync(connection, transaction, upstream, upstream.EarliestPredecessor, context.Now, CancellationToken.None, before);
         if (!advanced && await TurnCameAsync(connection, transaction, context, upstream, pending))
@@ -114,6 +116,75 @@ public sealed partial class UpstreamEventProcessor
         (pending.Replies, pending.ReplyIds, pending.Taken) = await context.WriteRepliesAsync(commit, takeFlush: advanced);
         return commit;
     }
+
+    /// <summary>
+    /// The event's turn taken in its commit's round trip, after the application's work: one round
+    /// trip fewer than taking it first. Only for an event whose predecessor this process applied
+    /// itself (<see cref="AppliedHereLast"/>): the application then reads a state with every
+    /// earlier event of the connection in it, as when the turn is taken first. What it cannot
+    /// know before the commit is that no one else applied this event meanwhile (a redelivery, a
+    /// handoff of its shard, the connection expired): then the commit's round trip fails before
+    /// the commit, and so does an application that needs its turn earlier (<see cref="GatewayEventContext.TurnAtCommit"/>);
+    /// both throw <see cref="TurnAtCommitLostException"/>, and the caller rolls back and applies
+    /// the event again the usual way.
+    /// </summary>
+    private async Task<bool> ApplyTakingTurnAtCommitAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, PendingEvent pending)
+    {
+        var upstream = pending.Upstream;
+        var context = new GatewayEventContext(connection, transaction, upstream, store, pending.Publisher, time, CancellationToken.None, turnAtCommit: true);
+        try
+        {
+            await pending.Apply(context);
+            if (context.TurnNeededFirst)
+                throw new GatewayEventContext.TurnNeededFirstException("The application");
+            (pending.Replies, pending.ReplyIds, pending.Taken) = await context.WriteRepliesAsync(commit: true, takeFlush: true);
+        }
+        catch (Exception ex)
+        {
+            // Whatever failed, the event's next run takes its turn first: a conflict (a deadlock
+            // with a transaction that took the connection's row before the application's rows)
+            // is then not met again the same way.
+            ForgetApplied(upstream);
+            if (!context.TurnNeededFirst && ex is not PostgresException { SqlState: GatewayStore.TurnNotNext })
+                throw;
+            metrics.TurnAtCommit(taken: false);
+            throw new TurnAtCommitLostException(ex);
+        }
+        metrics.TurnAtCommit(taken: true);
+        pending.Outcome = Outcome.Applied;
+        return true;
+    }
+
+    /// <summary>An event's turn, taken with its commit, was not to be had: roll back and apply it again, its turn first.</summary>
+    private sealed class TurnAtCommitLostException(Exception inner) : Exception(inner.Message, inner);
+
+    /// <summary>
+    /// Per connection, the last seq this process applied and sent the replies of, while it applies
+    /// the connection's events: what lets the next take its turn with its commit. Set only after a
+    /// commit this process saw succeed; let go when the connection closes, or when an event of it
+    /// fails. An entry that is out of date costs the event a second run, never its order.
+    /// </summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _appliedHereLast = new(StringComparer.Ordinal);
+
+    // Many more connections than any one worker serves at once; past it the table starts again empty.
+    private const int AppliedHereLastLimit = 100_000;
+
+    private bool AppliedHereLast(UpstreamEvent upstream) =>
+        _appliedHereLast.TryGetValue(upstream.ConnectionId, out var last) && last < upstream.Seq && upstream.FollowsDirectly(last);
+
+    private void RememberApplied(UpstreamEvent upstream)
+    {
+        if (upstream.IsLast)
+        {
+            _appliedHereLast.TryRemove(upstream.ConnectionId, out _);
+            return;
+        }
+        if (_appliedHereLast.Count >= AppliedHereLastLimit)
+            _appliedHereLast.Clear();
+        _appliedHereLast.AddOrUpdate(upstream.ConnectionId, upstream.Seq, (_, last) => Math.Max(last, upstream.Seq));
+    }
+
+    private void ForgetApplied(UpstreamEvent upstream) => _appliedHereLast.TryRemove(upstream.ConnectionId, out _);
 
     /// <summary>
     /// The event did not go ahead at the first look. Locks the connection's row and looks again: true

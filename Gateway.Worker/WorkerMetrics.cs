@@ -26,6 +26,7 @@ public sealed class WorkerMetrics
     private readonly Counter<long> _flushes;
     private readonly Counter<long> _lockWaitsDeferred;
     private readonly Counter<long> _conflicts;
+    private readonly Counter<long> _turnsAtCommit;
 
     // Fine enough for the hops of one event (a fraction of a millisecond to seconds).
     private static readonly InstrumentAdvice<double> HopBuckets = new()
@@ -42,6 +43,8 @@ public sealed class WorkerMetrics
             description: "Events that arrived before their predecessor was applied, by how the wait ended: in_process (the predecessor was in this worker, right behind), requeued (went to the back of its queue: the predecessor was behind it there), given_up.");
         _conflicts = meter.CreateCounter<long>("worker.events.conflicts",
             description: "Attempts to apply an event that lost to another transaction (a deadlock's victim, a serialization failure, a lock timeout) and were run again.");
+        _turnsAtCommit = meter.CreateCounter<long>("worker.events.turn_at_commit",
+            description: "Events whose predecessor this worker applied, which took their turn in their commit's round trip, by outcome: taken (one round trip saved), lost (the turn was not theirs after all, or the application needed it first: applied again, turn first).");
         _databaseUnavailable = meter.CreateCounter<long>("worker.events.database_unavailable",
             description: "Attempts to apply an event that found the database unavailable; the event stays in the queue and is tried again.");
         _brokerUnavailable = meter.CreateCounter<long>("worker.events.broker_unavailable",
@@ -77,6 +80,8 @@ public sealed class WorkerMetrics
         foreach (var resolved in new[] { "in_process", "requeued", "given_up" })
             _outOfTurn.Add(0, new KeyValuePair<string, object?>("resolved", resolved));
         _conflicts.Add(0);
+        foreach (var outcome in new[] { "taken", "lost" })
+            _turnsAtCommit.Add(0, new KeyValuePair<string, object?>("outcome", outcome));
         _databaseUnavailable.Add(0);
         _brokerUnavailable.Add(0);
         _lockWaitsDeferred.Add(0);
@@ -127,5 +132,6 @@ public sealed class WorkerMetrics
 
     /// <summary>An attempt that lost to another transaction (deadlock victim, serialization failure, lock timeout) and runs again.</summary>
     public void Conflict() => _conflicts.Add(1);
+    public void TurnAtCommit(bool taken) => _turnsAtCommit.Add(1, new KeyValuePair<string, object?>("outcome", taken ? "taken" : "lost"));
     public void GaveUp() => _outOfTurn.Add(1, new KeyValuePair<string, object?>("resolved", "given_up"));
 }

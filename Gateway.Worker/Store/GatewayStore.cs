@@ -63,29 +63,7 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
             batch.BatchCommands.Add(new NpgsqlBatchCommand(statement));
         foreach (var command in new[]
             {
-                // The first event of a connection inserts its row; any later one moves it on. A
-                // duplicate, or an event ahead of a missing predecessor, changes nothing.
-                new NpgsqlBatchCommand("""
-                    WITH moved AS (
-                        UPDATE gateway_connections c SET last_seq = $3, closed_at = $4, updated_at = $5
-                        WHERE c.connection_id = $1 AND c.last_seq >= $6 AND c.last_seq < $3
-                        RETURNING 1
-                    ), inserted AS (
-                        INSERT INTO gateway_connections (connection_id, hub_instance_id, last_seq, closed_at, updated_at)
-                        SELECT $1, $2, $3, $4, $5 WHERE $6 <= 0 AND NOT EXISTS (SELECT 1 FROM moved)
-                        ON CONFLICT (connection_id) DO NOTHING
-                        RETURNING 1
-                    )
-                    SELECT EXISTS (SELECT 1 FROM moved) OR EXISTS (SELECT 1 FROM inserted)
-                    """)
-                {
-                    Parameters =
-                    {
-                        Text(upstream.ConnectionId), Text(upstream.HubInstanceId), new() { Value = upstream.Seq },
-                        new() { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz, Value = upstream.IsLast ? now : DBNull.Value },
-                        new() { Value = now }, new() { Value = earliestPredecessor },
-                    },
-                },
+                Command($"{AdvanceCte} SELECT {Advance}", AdvanceParameters(upstream, earliestPredecessor, now)),
                 // A statement of its own, so it sees what committed while the first waited for the
                 // row: the predecessor's replies, written in the transaction that released it.
                 new NpgsqlBatchCommand("SELECT EXISTS (SELECT 1 FROM gateway_outbox WHERE connection_id = $1)") { Parameters = { Text(upstream.ConnectionId) } },
@@ -105,6 +83,58 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
         await reader.NextResultAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
         return (advanced, reader.GetBoolean(0));
+    }
+
+    // The first event of a connection inserts its row; any later one moves it on. A duplicate, or
+    // an event ahead of a missing predecessor, changes nothing. True when it went ahead; its
+    // parameters are AdvanceParameters'.
+    private const string Advance = """
+        EXISTS (SELECT 1 FROM moved) OR EXISTS (SELECT 1 FROM inserted)
+        """;
+
+    private const string AdvanceCte = """
+        WITH moved AS (
+            UPDATE gateway_connections c SET last_seq = $3, closed_at = $4, updated_at = $5
+            WHERE c.connection_id = $1 AND c.last_seq >= $6 AND c.last_seq < $3
+            RETURNING 1
+        ), inserted AS (
+            INSERT INTO gateway_connections (connection_id, hub_instance_id, last_seq, closed_at, updated_at)
+            SELECT $1, $2, $3, $4, $5 WHERE $6 <= 0 AND NOT EXISTS (SELECT 1 FROM moved)
+            ON CONFLICT (connection_id) DO NOTHING
+            RETURNING 1
+        )
+        """;
+
+    private static NpgsqlParameter[] AdvanceParameters(UpstreamEvent upstream, long earliestPredecessor, DateTimeOffset now) =>
+    [
+        Text(upstream.ConnectionId), Text(upstream.HubInstanceId), new() { Value = upstream.Seq },
+        new() { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz, Value = upstream.IsLast ? now : DBNull.Value },
+        new() { Value = now }, new() { Value = earliestPredecessor },
+    ];
+
+    private static NpgsqlBatchCommand Command(string sql, NpgsqlParameter[] parameters)
+    {
+        var command = new NpgsqlBatchCommand(sql);
+        command.Parameters.AddRange(parameters);
+        return command;
+    }
+
+    /// <summary>The SQLSTATE of <c>gateway_require_turn</c>: a turn taken with the commit was not the event's.</summary>
+    internal const string TurnNotNext = "GW001";
+
+    /// <summary>
+    /// The turn, taken in the commit's round trip after the application's work, for an event whose
+    /// predecessor this process applied itself (<see cref="UpstreamEventProcessor"/>): the same
+    /// advance as <see cref="TryAdvanceAsync"/>, then, in a statement of its own (so that it sees what
+    /// committed while the first waited for the row), that no reply of the connection waits in the
+    /// outbox. Either failing raises <see cref="TurnNotNext"/>, so the commit after them does not run.
+    /// </summary>
+    private static IEnumerable<NpgsqlBatchCommand> TurnAtCommitCommands(UpstreamEvent upstream, DateTimeOffset now)
+    {
+        yield return Command($"{AdvanceCte} SELECT gateway_require_turn({Advance}, $1, $3)", AdvanceParameters(upstream, upstream.EarliestPredecessor, now));
+        yield return new NpgsqlBatchCommand(
+            "SELECT gateway_require_turn(NOT EXISTS (SELECT 1 FROM gateway_outbox WHERE connection_id = $1), $1, $2)")
+            { Parameters = { Text(upstream.ConnectionId), new() { Value = upstream.Seq } } };
     }
 
     /// <summary>The savepoint after an event's turn is taken, before the application's work.</summary>
@@ -162,12 +192,22 @@ public sealed class GatewayStore(NpgsqlDataSource dataSource)
     /// same round trip, after the commit, saving the flush one; what it read is returned, and the
     /// locks are held until that flush lets them go. The flush's own rows are this event's
     /// (<paramref name="connectionId"/>, <paramref name="seq"/>).</param>
+    /// <param name="turnAtCommit">With <paramref name="commit"/>: the event's turn, not taken yet,
+    /// is taken first in the same round trip; when it is not the event's, this throws a
+    /// <see cref="PostgresException"/> with <see cref="TurnNotNext"/> and nothing is committed.</param>
     public async Task<(IReadOnlyList<(long Id, string? TargetInstance)> Written, TakenFlush? Taken)> EnqueueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string connectionId, long seq,
         IReadOnlyList<(string MessageType, string Body, string? OrderKey, string? TargetConnection)> replies,
         IReadOnlyCollection<MemberChange> members, bool connectionClosed, DateTimeOffset now, CancellationToken cancellationToken, bool commit = false,
-        IReadOnlyCollection<string>? flushKeys = null)
+        IReadOnlyCollection<string>? flushKeys = null, UpstreamEvent? turnAtCommit = null)
     {
         await using var batch = new NpgsqlBatch(connection, transaction);
+        if (turnAtCommit is { } turn)
+        {
+            if (!commit)
+                throw new ArgumentException("A turn is taken with the commit only.", nameof(turnAtCommit));
+            foreach (var command in TurnAtCommitCommands(turn, now))
+                batch.BatchCommands.Add(command);
+        }
         if (members.Count > 0)
         {
             var joined = members.Where(m => m.Joined).ToList();

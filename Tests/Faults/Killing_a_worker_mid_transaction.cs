@@ -18,8 +18,8 @@ public sealed class Killing_a_worker_mid_transaction
         var before = await database.QuerySingleAsync<(string ConnectionId, long LastSeq)>(
             "SELECT connection_id, last_seq FROM gateway_connections WHERE closed_at IS NULL");
 
-        // Hold the room's row: the next 'say' stops inside its transaction, after it locked its
-        // connection's progress and before it took the room's seq.
+        // Hold the room's row: the next 'say' stops inside its transaction, before it took the
+        // room's seq (and, as it takes its turn with its commit, before it recorded its progress).
         await using var holder = await system.OpenDatabaseAsync();
         await using var hold = await holder.BeginTransactionAsync();
         await holder.ExecuteAsync("SELECT 1 FROM chat_rooms WHERE room = 'lobby' FOR UPDATE", transaction: hold);

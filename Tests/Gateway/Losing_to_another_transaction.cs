@@ -20,18 +20,21 @@ public sealed class Losing_to_another_transaction
         await using var database = await system.OpenDatabaseAsync();
         await using (var other = await database.BeginTransactionAsync())
         {
-            // The test holds the room; Ada's say takes her connection's row, then waits for the room.
-            await using (var room = new Npgsql.NpgsqlCommand("SELECT 1 FROM chat_rooms WHERE room = 'crossing' FOR UPDATE", database, other))
-                Assert.That(await room.ExecuteScalarAsync(), Is.EqualTo(1), "the room exists");
-            await ada.SendAsync("say", new { room = "crossing", text = "through a deadlock" });
-            await Wait.UntilAsync(async () => await WaitingForALockAsync(system.DatabaseConnectionString) >= 1,
-                "the worker's transaction waits for the room");
-
-            // Now the test asks for Ada's connection row: a circle. The worker started waiting first,
-            // so its deadlock check (deadlock_timeout, 1 s) runs first and picks it as the victim.
+            // Ada's say follows her join, which the same worker applied: it takes the room's row
+            // first (the chat's statement), and her connection's row with its commit. The test holds
+            // the connection's row, so the say takes the room, then waits for the row.
             await using (var connectionRow = new Npgsql.NpgsqlCommand("SELECT 1 FROM gateway_connections WHERE connection_id = $1 FOR UPDATE", database, other)
                 { Parameters = { new() { Value = ada.ConnectionId } } })
-                Assert.That(await connectionRow.ExecuteScalarAsync(), Is.EqualTo(1), "the test got the row once the worker's transaction was rolled back");
+                Assert.That(await connectionRow.ExecuteScalarAsync(), Is.EqualTo(1), "the connection's row exists");
+            await ada.SendAsync("say", new { room = "crossing", text = "through a deadlock" });
+            await Wait.UntilAsync(async () => await WaitingForALockAsync(system.DatabaseConnectionString) >= 1,
+                "the worker's transaction waits for the connection's row");
+
+            // Now the test asks for the room: a circle. The worker started waiting first, so its
+            // deadlock check (deadlock_timeout, 1 s) runs first and picks it as the victim. Run
+            // again, the say takes its turn first, then waits for the room until the test lets go.
+            await using (var room = new Npgsql.NpgsqlCommand("SELECT 1 FROM chat_rooms WHERE room = 'crossing' FOR UPDATE", database, other))
+                Assert.That(await room.ExecuteScalarAsync(), Is.EqualTo(1), "the test got the room once the worker's transaction was rolled back");
             await other.RollbackAsync();
         }
 
