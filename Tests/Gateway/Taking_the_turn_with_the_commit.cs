@@ -26,8 +26,7 @@ public sealed class Taking_the_turn_with_the_commit
             await ada.WaitForAsync("message", m => m.GetProperty("text").GetString() == text);
         }
 
-        using var http = new HttpClient();
-        var metrics = await http.GetStringAsync(new Uri(worker.BaseAddress, "metrics"));
+        var metrics = await MetricsAsync(worker);
         await using var database = await system.OpenDatabaseAsync();
         Assert.Multiple(async () =>
         {
@@ -39,15 +38,23 @@ public sealed class Taking_the_turn_with_the_commit
         });
     }
 
+    /// <summary>A worker of its own (its metrics are its alone), and Ada in the lobby, her "first" applied by it.</summary>
+    private static async Task<(ServiceProcess Worker, ChatClient Ada)> AdaSaidFirstAsync(TestSystem system)
+    {
+        var hub = await system.StartHubAsync();
+        var worker = await ServiceProcess.StartAsync("Chat.Worker.dll", system.Settings(), system.Directory);
+        var ada = await system.ConnectAsAsync(hub, "Ada", "lobby");
+        await ada.SendAsync("say", new { room = "lobby", text = "first" });
+        await ada.WaitForAsync("message", m => m.GetProperty("text").GetString() == "first");
+        return (worker, ada);
+    }
+
     [Test]
     public async Task A_message_whose_seq_another_transaction_recorded_meanwhile_commits_nothing()
     {
         await using var system = await TestSystem.CreateAsync();
-        var hub = await system.StartHubAsync();
-        await using var worker = await ServiceProcess.StartAsync("Chat.Worker.dll", system.Settings(), system.Directory);
-        var ada = await system.ConnectAsAsync(hub, "Ada", "lobby");
-        await ada.SendAsync("say", new { room = "lobby", text = "first" });
-        await ada.WaitForAsync("message", m => m.GetProperty("text").GetString() == "first");
+        var (worker, ada) = await AdaSaidFirstAsync(system);
+        await using var _ = worker;
 
         // The test records Ada's next seq as applied, as another worker that applied her next event
         // (a redelivery, the other side of a handoff) would have. The worker still takes that event's
@@ -58,8 +65,7 @@ public sealed class Taking_the_turn_with_the_commit
         var third = await ada.SendAsync("say", new { room = "lobby", text = "third" });
         await ada.WaitForAsync("message", m => m.GetProperty("text").GetString() == "third");
 
-        using var http = new HttpClient();
-        var metrics = await http.GetStringAsync(new Uri(worker.BaseAddress, "metrics"));
+        var metrics = await MetricsAsync(worker);
         Assert.Multiple(async () =>
         {
             Assert.That(third, Is.EqualTo(second + 1));
@@ -78,19 +84,15 @@ public sealed class Taking_the_turn_with_the_commit
         // The chat undoes a refused request (RollbackAsync), which needs the savepoint that taking the
         // turn first sets: the event runs again, its turn first, and is refused the usual way.
         await using var system = await TestSystem.CreateAsync();
-        var hub = await system.StartHubAsync();
-        await using var worker = await ServiceProcess.StartAsync("Chat.Worker.dll", system.Settings(), system.Directory);
-        var ada = await system.ConnectAsAsync(hub, "Ada", "lobby");
-        await ada.SendAsync("say", new { room = "lobby", text = "first" });
-        await ada.WaitForAsync("message", m => m.GetProperty("text").GetString() == "first");
+        var (worker, ada) = await AdaSaidFirstAsync(system);
+        await using var _ = worker;
 
         var refused = await ada.SendAsync("say", new { room = "elsewhere", text = "not a member" });
         await ada.WaitForErrorAsync(refused);
         await ada.SendAsync("say", new { room = "lobby", text = "after" });
         await ada.WaitForAsync("message", m => m.GetProperty("text").GetString() == "after");
 
-        using var http = new HttpClient();
-        var metrics = await http.GetStringAsync(new Uri(worker.BaseAddress, "metrics"));
+        var metrics = await MetricsAsync(worker);
         await using var database = await system.OpenDatabaseAsync();
         Assert.Multiple(async () =>
         {
@@ -100,5 +102,11 @@ public sealed class Taking_the_turn_with_the_commit
                 Is.EqualTo(refused + 1), "the refused request counts as applied");
             Assert.That(Prometheus.Sample(metrics, "worker_events_turn_at_commit_total", "outcome=\"lost\""), Is.GreaterThanOrEqualTo(1), "it needed its turn first");
         });
+    }
+
+    private static async Task<string> MetricsAsync(ServiceProcess worker)
+    {
+        using var http = new HttpClient();
+        return await http.GetStringAsync(new Uri(worker.BaseAddress, "metrics"));
     }
 }
