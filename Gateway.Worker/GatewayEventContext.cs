@@ -13,6 +13,13 @@ namespace SocketStarter.GatewayWorker;
 /// Dapper shorthands below); replies go to the outbox in the same transaction and are published
 /// after commit, so a crash between commit and publish loses no reply, and a rolled-back event
 /// sends none.
+/// <para>
+/// The application's code for an event can run more than once: after a conflict or an outage, and
+/// when the event took its turn with its commit and <see cref="AddToGroupAsync"/>,
+/// <see cref="RollbackAsync"/> or <see cref="SaveAsync"/> needed it earlier (what ran so far is
+/// rolled back and run again, turn first). Only what is written through this context is applied
+/// once; keep side effects elsewhere out of the event, or idempotent.
+/// </para>
 /// </summary>
 public sealed class GatewayEventContext
 {
