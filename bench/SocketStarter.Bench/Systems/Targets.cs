@@ -85,8 +85,6 @@ public sealed class GatewayTarget : ITarget
         try
         {
             workerSettings["ConnectionStrings:postgres"] = settings.WithPoolSize(await database.CreateDatabaseAsync(vhost, settings.SynchronousCommit));
-            // Workers first: they declare the queue the hub sends to. Started together: each takes seconds.
-            target._workers.AddRange(await Task.WhenAll(Enumerable.Range(1, workers).Select(n => target.StartWorkerAsync(n, cancellationToken))));
             var hubSettings = new Dictionary<string, string>
             {
                 ["ConnectionStrings:rabbitmq"] = amqp.ToString(),
@@ -99,9 +97,26 @@ public sealed class GatewayTarget : ITarget
                 ["Limits:EventsPerSecond"] = "100000",
                 ["Limits:EventBurst"] = "1000000",
             };
-            // One after the other, so that a hub that fails to start leaves the others to be stopped.
-            for (var n = 1; n <= hubs; n++)
-                target._hubs.Add(await Service.StartAsync(n == 1 ? "hub" : $"hub-{n}", Repository.Binary("Hub.Front"), hubSettings, logs, cancellationToken));
+            // Every worker and hub starts at once (each takes seconds): the hub declares the
+            // upstream exchange itself, so either may come first, and no load starts before all
+            // are ready. Every service that did start is kept, so that one failing to start leaves
+            // the others to be stopped.
+            var startedWorkers = new Service?[workers];
+            var startedHubs = new Service?[hubs];
+            try
+            {
+                await Task.WhenAll([
+                    .. Enumerable.Range(1, workers).Select(async n => startedWorkers[n - 1] = await target.StartWorkerAsync(n, cancellationToken)),
+                    .. Enumerable.Range(1, hubs).Select(async n => startedHubs[n - 1] = await Service.StartAsync(
+                        n == 1 ? "hub" : $"hub-{n}", Repository.Binary("Hub.Front"), hubSettings, logs, cancellationToken)),
+                ]);
+            }
+            finally
+            {
+                // In order: --placement counts the hubs from the first.
+                target._workers.AddRange(startedWorkers.OfType<Service>());
+                target._hubs.AddRange(startedHubs.OfType<Service>());
+            }
             return target;
         }
         catch
