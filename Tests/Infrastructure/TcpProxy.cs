@@ -37,8 +37,9 @@ public sealed class TcpProxy : IAsyncDisposable
         lock (_open)
         {
             _link = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            // Client is null once a side has been disposed (its forwarding just ended).
             foreach (var client in _open)
-                client.Client.Close(0);
+                client.Client?.Close(0);
             _open.Clear();
         }
     }
@@ -121,6 +122,13 @@ public sealed class TcpProxy : IAsyncDisposable
         }
         finally
         {
+            // A connection that ended (a negotiate request, a side that closed) leaves the list
+            // before its sockets are disposed, so that Cut never meets a disposed one.
+            lock (_open)
+            {
+                _open.Remove(client);
+                _open.Remove(upstream);
+            }
             client.Dispose();
         }
     }
