@@ -145,6 +145,9 @@ public sealed class Flushing_a_rooms_replies
         var talkers = new List<ChatClient>();
         for (var i = 0; i < Talkers; i++)
             talkers.Add(await system.ConnectAsAsync(new Uri(hubProcess.BaseAddress, "hub"), $"Talker{i}", "busy"));
+        // The last join's memberJoined is a group send too, to be applied before the count starts.
+        foreach (var listener in talkers.SkipLast(1))
+            await listener.WaitForAsync("memberJoined", p => p.GetProperty("name").GetString() == $"Talker{Talkers - 1}");
         var before = await http.GetStringAsync(new Uri(hubProcess.BaseAddress, "metrics"));
 
         await using var database = await system.OpenDatabaseAsync();
@@ -208,6 +211,11 @@ public sealed class Flushing_a_rooms_replies
             await system.ConnectAsAsync(new Uri(batching.BaseAddress, "hub"), "New1", "busy"),
             await system.ConnectAsAsync(new Uri(quiet.BaseAddress, "hub"), "Quiet0", "busy"),
         };
+        // The joins' memberJoined are group sends too: the last (Quiet0's) goes to both hubs, and must
+        // be applied before the count starts. It is hub-quiet's only group send so far.
+        foreach (var listener in talkers.Take(2))
+            await listener.WaitForAsync("memberJoined", p => p.GetProperty("name").GetString() == "Quiet0");
+        await Wait.UntilAsync(async () => Applied(await http.GetStringAsync(new Uri(quiet.BaseAddress, "metrics"))) >= 1, "hub-quiet applied Quiet0's memberJoined");
         var before = new[] { await http.GetStringAsync(new Uri(batching.BaseAddress, "metrics")), await http.GetStringAsync(new Uri(quiet.BaseAddress, "metrics")) };
 
         await using var database = await system.OpenDatabaseAsync();
