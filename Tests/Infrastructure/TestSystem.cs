@@ -183,7 +183,17 @@ public sealed class TestSystem : IAsyncDisposable
             await client.DisposeAsync();
         foreach (var host in Enumerable.Reverse(_hosts).ToList())
         {
-            await host.StopAsync();
+            try
+            {
+                await host.StopAsync();
+            }
+            catch (OperationCanceledException ex)
+            {
+                // A graceful stop that outlasted the host's shutdown timeout (a worker's is 30 s):
+                // what it still held goes back to the queue, as when an orchestrator kills it. The
+                // stop is what the shutdown specs test; here the rest must still be torn down.
+                await TestContext.Out.WriteLineAsync($"A host did not stop within its shutdown timeout and is disposed anyway: {ex.Message}");
+            }
             await host.DisposeAsync();
         }
         await TestRun.Broker.DeleteVirtualHostAsync(VirtualHost);
