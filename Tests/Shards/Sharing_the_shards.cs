@@ -116,7 +116,10 @@ public sealed class Sharing_the_shards
                 TestContext.Out.WriteLine(line.Length > 400 ? line[..400] : line);
             Assert.Multiple(() =>
             {
-                Assert.That(tally.Accepted, Is.GreaterThan(1500));
+                // Not a speed figure: each client waits for the hub's answer, then a second, before
+                // its next send, so a slow host sends fewer (1,439 in one CI run, against about 2,000
+                // on a fast one). The floor only makes sure the run carried real traffic.
+                Assert.That(tally.Accepted, Is.GreaterThanOrEqualTo(1000));
                 Assert.That(elsewhere, Is.Zero, "no event waited for a predecessor on another worker, or a missing one");
                 Assert.That(inProcess, Is.LessThan(tally.Accepted / 100.0), "overtaking inside a worker stays rare");
                 Assert.That(tally.OutOfSeqOrder, Is.Zero, "every client got each room's messages in seq order");
